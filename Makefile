@@ -1,0 +1,67 @@
+# saltant-fleet: provision Celery worker fleets for saltant with Ansible.
+#
+#   make demo       bring up a local fleet (broker + worker containers),
+#                   provision it with site.yml and run a sample job
+#   make demo-down  remove the demo fleet
+#   make test       everything CI checks; ends with "N passed, N failed"
+#   make lint       yamllint, ansible-lint (production profile), ruff
+#   make unit       worker_src's unit tests (pytest)
+#   make images     build the test bed's systemd base images
+#
+# Both demo and test install what they need: a virtualenv for the control
+# node (.venv, from requirements.txt), the collections of requirements.yml,
+# a Docker engine (started when none answers) and the base images.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# pip from PyPI trusts only its own bundle; use the system store, which
+# holds the CAs of a TLS-intercepting proxy if the machine has one.
+export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
+
+IMAGES ?= 11 12 13
+
+.PHONY: all venv collections docker images lint unit test demo demo-down clean
+
+all: test
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+collections: venv
+	@$(BIN)/python tests/bin/ensure-collections requirements.yml
+
+docker:
+	@tests/bin/ensure-docker
+
+images: docker
+	@tests/bin/build-images $(IMAGES)
+
+lint: venv collections
+	@$(BIN)/python tests/run.py --only lint
+
+unit: venv
+	@$(BIN)/python tests/run.py --only unit
+
+test: venv collections docker
+	@tests/bin/build-images $(IMAGES)
+	@$(BIN)/python tests/run.py
+
+demo: venv collections docker
+	@tests/bin/build-images 12
+	@tests/bin/demo up
+
+demo-down: venv
+	@tests/bin/demo down
+
+clean: demo-down
+	rm -rf $(VENV) .cache .collections
