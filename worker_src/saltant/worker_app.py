@@ -1,0 +1,41 @@
+"""The Celery application of the saltant worker."""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+from celery import Celery
+
+# The task module uses shared_task: importing it registers the task with this
+# app, so that `app.tasks` lists it as soon as the package is imported.
+import tasksapi.tasks.base_task  # noqa: F401
+from saltant import settings
+
+app = Celery("saltant", include=["tasksapi.tasks.base_task"])
+
+app.conf.update(
+    broker_url=settings.CELERY_BROKER_URL,
+    # Must be None or an int: the string "None" breaks kombu.
+    broker_pool_limit=settings.CELERY_BROKER_POOL_LIMIT,
+    timezone=settings.CELERY_TIMEZONE,
+    # Jobs are long: take one at a time, acknowledge on receipt (a job is
+    # not re-run if the worker dies while running it).
+    worker_prefetch_multiplier=1,
+    task_acks_late=False,
+    # States go to the saltant API, not to a Celery result backend.
+    task_ignore_result=True,
+    # Keep retrying to reach the broker at start-up (Celery 5 warns unless
+    # this is explicit; Celery 4 ignores it and always retries).
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=True,
+)
+
+if settings.RABBITMQ_USES_SSL:
+    # Same as upstream: the amqp library's TLS defaults apply.
+    app.conf.broker_use_ssl = True
+
+if settings.PROJECT_USES_ROLLBAR:
+    from saltant import rollbar_reporting
+
+    rollbar_reporting.install(
+        settings.ROLLBAR_ACCESS_TOKEN,
+        "development" if settings.DEBUG else "production",
+    )

@@ -1,0 +1,169 @@
+"""The one Celery task the saltant server publishes: one call per job.
+
+Flow: PATCH ``running``; run the job; PATCH ``successful``. On any error:
+append the reason to the job's stderr log, log it, PATCH ``failed`` and
+re-raise so Celery records the failure. A revoked job is PATCHed
+``terminated`` by the ``task_revoked`` handler below.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import logging
+import threading
+
+from celery import shared_task
+from celery.signals import task_revoked
+from celery.utils.log import get_task_logger
+
+from saltant import settings
+from tasksapi.compat import show, text
+from tasksapi.tasks import containers, executable, joblogs, status
+from tasksapi.tasks.errors import JobError
+
+logger = get_task_logger(__name__)
+# For the revoke handler: it runs in the worker's main process, outside tasks
+# (a logger outside the task logger tree, which would print "???[???]").
+main_logger = logging.getLogger("tasksapi.revocations")
+
+TASK_NAME = "tasksapi.tasks.base_task.run_task"
+TASK_CLASSES = ("container", "executable")
+
+
+def report(uuid, state):
+    """PATCH job ``uuid`` to ``state`` on the configured server (never raises)."""
+    return status.report_status(
+        uuid, state, settings.DJANGO_BASE_URL, settings.API_AUTH_TOKEN
+    )
+
+
+def run_job(
+    uuid,
+    task_class,
+    command_to_run,
+    env_vars_list=None,
+    args_dict=None,
+    logs_path=None,
+    results_path=None,
+    container_image=None,
+    container_type=None,
+    json_file_option=None,
+):
+    """Run one job of either class; raise when it fails."""
+    if task_class == "executable":
+        executable.run_executable_job(
+            uuid,
+            command_to_run,
+            env_vars_list,
+            args_dict,
+            json_file_option,
+            logs_directory=settings.WORKER_LOGS_DIRECTORY,
+            temp_directory=settings.WORKER_TEMP_DIRECTORY,
+        )
+    elif task_class == "container":
+        containers.run_container_job(
+            uuid,
+            command_to_run,
+            env_vars_list,
+            args_dict,
+            logs_path,
+            results_path,
+            container_image,
+            container_type,
+            logs_directory=settings.WORKER_LOGS_DIRECTORY,
+            results_directory=settings.WORKER_RESULTS_DIRECTORY,
+            singularity_images_directory=settings.WORKER_SINGULARITY_IMAGES_DIRECTORY,
+            singularity_pull_timeout=settings.SINGULARITY_PULL_TIMEOUT,
+            singularity_pull_retries=settings.SINGULARITY_PULL_RETRIES,
+        )
+    else:
+        raise JobError(
+            "unknown task_class %s (expected one of: %s)"
+            % (show(task_class), ", ".join(TASK_CLASSES))
+        )
+
+
+def failure_message(exc):
+    """Return the line written to a failed job's stderr log."""
+    if isinstance(exc, JobError):
+        reason = text(exc)
+    else:
+        reason = "%s: %s" % (type(exc).__name__, text(exc))
+    return "saltant worker: job failed: %s" % (reason,)
+
+
+def _record_failure(uuid, message):
+    try:
+        joblogs.append_to_stderr(settings.WORKER_LOGS_DIRECTORY, uuid, message)
+    except (IOError, OSError, JobError) as exc:
+        logger.error("job %s: could not write to its stderr log: %s", uuid, exc)
+
+
+@shared_task(bind=True, name=TASK_NAME)
+def run_task(
+    self,
+    uuid,
+    task_class,
+    command_to_run,
+    env_vars_list=None,
+    args_dict=None,
+    logs_path=None,
+    results_path=None,
+    container_image=None,
+    container_type=None,
+    json_file_option=None,
+):
+    """Run job ``uuid`` and report its states to the saltant server."""
+    uuid = joblogs.check_uuid(uuid)
+    logger.info("job %s: %s job starting", uuid, task_class)
+    report(uuid, status.RUNNING)
+    try:
+        run_job(
+            uuid,
+            task_class,
+            command_to_run,
+            env_vars_list=env_vars_list,
+            args_dict=args_dict,
+            logs_path=logs_path,
+            results_path=results_path,
+            container_image=container_image,
+            container_type=container_type,
+            json_file_option=json_file_option,
+        )
+    except executable.JobTerminated:
+        # The revoke that terminated it reports "terminated".
+        logger.warning("job %s: terminated", uuid)
+        raise
+    except Exception as exc:
+        message = failure_message(exc)
+        _record_failure(uuid, message)
+        logger.error("job %s: %s", uuid, message)
+        report(uuid, status.FAILED)
+        raise
+    logger.info("job %s: successful", uuid)
+    report(uuid, status.SUCCESSFUL)
+
+
+def _revoked_uuid(request):
+    """Return the job uuid of a revoked task's request, or None."""
+    kwargs = getattr(request, "kwargs", None)
+    if isinstance(kwargs, dict) and kwargs.get("uuid"):
+        return kwargs["uuid"]
+    return getattr(request, "id", None)
+
+
+@task_revoked.connect
+def report_revoked(sender=None, request=None, **kwargs):
+    """PATCH ``terminated`` for a revoked job, in a thread (never blocks)."""
+    if getattr(sender, "name", sender) != TASK_NAME:
+        return None
+    uuid = _revoked_uuid(request)
+    if not uuid:
+        main_logger.error(
+            "revoked %s without a job uuid: state not reported", TASK_NAME
+        )
+        return None
+    main_logger.info("job %s: revoked", uuid)
+    thread = threading.Thread(target=report, args=(uuid, status.TERMINATED))
+    thread.daemon = True
+    thread.start()
+    return thread

@@ -1,0 +1,7 @@
+"""Errors that fail a job with a message meant for the job's owner."""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+
+class JobError(Exception):
+    """The job cannot run or did not succeed; the message says why."""
