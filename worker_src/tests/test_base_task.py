@@ -2,7 +2,10 @@
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import io
 import os
+import stat
+import sys
 
 import pytest
 from celery.signals import task_revoked
@@ -84,7 +87,8 @@ def test_unknown_task_class_fails(api, worker_dirs):
     assert "unknown task_class" in job_log(worker_dirs["logs"], UUID, "stderr")
 
 
-def test_container_jobs_are_not_supported_yet(api, worker_dirs):
+def test_docker_job_without_the_sdk_fails_clearly(api, worker_dirs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "docker", None)
     result = apply(
         task_class="container",
         command_to_run="",
@@ -94,8 +98,57 @@ def test_container_jobs_are_not_supported_yet(api, worker_dirs):
         results_path=None,
     )
     assert result.failed()
-    assert "container jobs (docker/singularity) are not supported" in str(result.result)
+    assert "this worker has no Docker SDK installed" in str(result.result)
     assert api.states() == ["running", "failed"]
+    assert "the host does not offer docker jobs" in job_log(
+        worker_dirs["logs"], UUID, "stderr"
+    )
+
+
+def test_singularity_job_without_a_runtime_fails_clearly(
+    api, worker_dirs, monkeypatch, tmpdir
+):
+    monkeypatch.setenv(str("PATH"), str(tmpdir))
+    result = apply(
+        task_class="container",
+        command_to_run="",
+        container_image="docker://alpine",
+        container_type="singularity",
+        logs_path=None,
+        results_path="/results",
+    )
+    assert result.failed()
+    assert "no apptainer or singularity command" in str(result.result)
+    assert api.states() == ["running", "failed"]
+
+
+SINGULARITY = """#!/bin/sh
+if [ "$1" = pull ]; then echo image > "$3"; exit 0; fi
+echo "$@ JOB_UUID=$APPTAINERENV_JOB_UUID"
+"""
+
+
+def test_singularity_job_reports_successful(api, worker_dirs, monkeypatch, tmpdir):
+    runtime = os.path.join(str(tmpdir), "apptainer")
+    with io.open(runtime, "w", encoding="utf-8") as script:
+        script.write(SINGULARITY)
+    os.chmod(runtime, stat.S_IRWXU)
+    monkeypatch.setenv(str("PATH"), str(tmpdir))
+    images = os.path.join(str(tmpdir), "images")
+    monkeypatch.setattr(settings, "WORKER_SINGULARITY_IMAGES_DIRECTORY", images)
+    result = apply(
+        task_class="container",
+        command_to_run="hello",
+        container_image="docker://alpine",
+        container_type="singularity",
+        logs_path=None,
+        results_path=None,
+    )
+    assert result.successful(), result.traceback
+    assert api.states() == ["running", "successful"]
+    output = job_log(worker_dirs["logs"], UUID, "stdout")
+    assert output.startswith("exec --cleanenv %s/" % (images,))
+    assert output.endswith(" hello JOB_UUID=%s\n" % (UUID,))
 
 
 def test_unknown_container_type_fails(api, worker_dirs):

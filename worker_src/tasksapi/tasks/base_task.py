@@ -18,7 +18,7 @@ from celery.utils.log import get_task_logger
 from saltant import settings
 from tasksapi.compat import show, text
 from tasksapi.tasks import containers, executable, joblogs, status
-from tasksapi.tasks.errors import JobError
+from tasksapi.tasks.errors import JobError, JobTerminated
 
 logger = get_task_logger(__name__)
 # For the revoke handler: it runs in the worker's main process, outside tasks
@@ -129,7 +129,7 @@ def run_task(
             container_type=container_type,
             json_file_option=json_file_option,
         )
-    except executable.JobTerminated:
+    except JobTerminated:
         # The revoke that terminated it reports "terminated".
         logger.warning("job %s: terminated", uuid)
         raise

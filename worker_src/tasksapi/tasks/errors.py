@@ -5,3 +5,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 class JobError(Exception):
     """The job cannot run or did not succeed; the message says why."""
+
+
+class JobTerminated(JobError):
+    """The worker process was told to terminate the running job."""

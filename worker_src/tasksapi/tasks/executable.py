@@ -14,7 +14,7 @@
   ``-stderr.txt``. A non-zero exit fails the job.
 - If this process gets SIGTERM while the job runs (Celery's revoke with
   terminate=True), the job's process group is terminated too, then the
-  signal is passed on to the previous handler.
+  signal is passed on to the previous handler (see ``processes``).
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -26,27 +26,20 @@ import logging
 import os
 import re
 import shlex
-import signal
-import subprocess
 import tempfile
-import time
 
 from tasksapi.compat import STRING_TYPES, ensure_directory, native_str, show, text
-from tasksapi.tasks import joblogs
-from tasksapi.tasks.errors import JobError
+from tasksapi.tasks import joblogs, processes
+from tasksapi.tasks.errors import JobError, JobTerminated
 
 logger = logging.getLogger(__name__)
 
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 #: Seconds a terminated job gets between SIGTERM and SIGKILL.
-KILL_GRACE = 5
+KILL_GRACE = processes.KILL_GRACE
 #: Seconds between checks of a running job.
-POLL_INTERVAL = 0.1
-
-
-class JobTerminated(JobError):
-    """The worker process was told to terminate the running job."""
+POLL_INTERVAL = processes.POLL_INTERVAL
 
 
 def build_job_environment(uuid, env_vars_list, environ=None):
@@ -119,116 +112,18 @@ def _remove(path):
             logger.warning("could not remove %s: %s", path, exc)
 
 
-def _start(argv, job_environment, stdout, stderr, devnull):
-    """Start the job in its own process group; explain failures to start."""
-    try:
-        return subprocess.Popen(
-            [native_str(part) for part in argv],
-            env=job_environment,
-            stdin=devnull,
-            stdout=stdout,
-            stderr=stderr,
-            close_fds=True,
-            # Own process group: a terminated job takes its children along.
-            preexec_fn=os.setpgrp,  # noqa: PLW1509
-        )
-    except OSError as exc:
-        reasons = {
-            errno.ENOENT: "no such file or directory (is it installed and on "
-            "the worker's PATH?)",
-            errno.EACCES: "permission denied (is it executable?)",
-            errno.ENOEXEC: "not an executable file",
-        }
-        raise JobError(
-            "cannot run executable %s: %s"
-            % (show(argv[0]), reasons.get(exc.errno, text(exc.strerror or exc)))
-        )
-
-
-def _signal_job(process, signum):
-    """Send ``signum`` to the job's process group (or the job alone)."""
-    if process.returncode is not None:
-        return
-    try:
-        os.killpg(process.pid, signum)
-    except OSError:
-        try:
-            process.send_signal(signum)
-        except OSError:
-            pass
-
-
-class _TerminateJobOnSigterm(object):
-    """While active, SIGTERM to this process terminates the job first.
-
-    On exit the previous handler is restored and a received SIGTERM is sent
-    again to this process, for the handler it was meant for.
-    """
-
-    def __init__(self):
-        self.process = None
-        self.received = None
-        self.previous = None
-        self.installed = False
-
-    def __enter__(self):
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-            self.installed = True
-        except ValueError:
-            # Signal handlers can only be set in the main thread.
-            logger.debug("not in the main thread: SIGTERM is not forwarded")
-        return self
-
-    def attach(self, process):
-        """Set the job process (signalled at once if SIGTERM came first)."""
-        self.process = process
-        if self.received is not None:
-            _signal_job(process, signal.SIGTERM)
-
-    def _handle(self, signum, frame):
-        self.received = signum
-        if self.process is not None:
-            _signal_job(self.process, signal.SIGTERM)
-
-    def restore(self):
-        if self.installed:
-            previous = signal.SIG_DFL if self.previous is None else self.previous
-            signal.signal(signal.SIGTERM, previous)
-            self.installed = False
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        was_installed = self.installed
-        self.restore()
-        if was_installed and self.received is not None:
-            os.kill(os.getpid(), self.received)
-        return False
-
-
-def _wait(process, guard, kill_grace, poll_interval):
-    """Wait for the job; after a SIGTERM, kill it if it outlives the grace."""
-    deadline = None
-    while True:
-        returncode = process.poll()
-        if returncode is not None:
-            return returncode
-        if guard.received is not None:
-            if deadline is None:
-                deadline = time.time() + kill_grace
-            elif time.time() >= deadline:
-                _signal_job(process, signal.SIGKILL)
-        time.sleep(poll_interval)
-
-
 def _run(argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval):
     """Run the job with its output appended to the log files; return its code."""
-    guard = _TerminateJobOnSigterm()
-    with io.open(os.devnull, "rb") as devnull, io.open(
-        stdout_path, "ab"
-    ) as stdout, io.open(stderr_path, "ab") as stderr, guard:
-        process = _start(argv, job_environment, stdout, stderr, devnull)
-        guard.attach(process)
-        returncode = _wait(process, guard, kill_grace, poll_interval)
+    with processes.TerminateJobOnSigterm() as guard:
+        returncode = processes.run_logged(
+            argv,
+            job_environment,
+            stdout_path,
+            stderr_path,
+            guard,
+            kill_grace=kill_grace,
+            poll_interval=poll_interval,
+        )
     if guard.received is not None:
         # Only reached if the previous handler let this process live on.
         raise JobTerminated("job terminated (the worker received SIGTERM)")
@@ -276,7 +171,5 @@ def run_executable_job(
             _remove(json_path)
 
     if returncode != 0:
-        if returncode < 0:
-            raise JobError("command killed by signal %d" % (-returncode,))
-        raise JobError("command exited with code %d" % (returncode,))
+        raise JobError(processes.describe_exit(returncode))
     logger.info("job %s: command exited with code 0", uuid)

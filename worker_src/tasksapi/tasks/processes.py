@@ -1,0 +1,200 @@
+"""Child processes of jobs: start, wait (with a timeout), SIGTERM forwarding.
+
+Shared by executable jobs, Singularity pulls and Singularity jobs.
+
+- A child runs in its own process group, so that terminating it also
+  terminates its children.
+- While a :class:`TerminateJobOnSigterm` guard is active, SIGTERM to this
+  process (Celery's revoke with terminate=True) terminates the attached
+  child's group first; the child is killed if it outlives a grace period.
+  When the guard ends, the previous handler is restored and the signal is
+  sent again to this process, for the handler it was meant for.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import errno
+import io
+import logging
+import os
+import signal
+import subprocess
+import time
+
+from tasksapi.compat import native_str, show, text
+from tasksapi.tasks.errors import JobError
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a terminated child gets between SIGTERM and SIGKILL.
+KILL_GRACE = 5
+#: Seconds between checks of a running child.
+POLL_INTERVAL = 0.1
+
+_START_FAILURES = {
+    errno.ENOENT: "no such file or directory (is it installed and on the "
+    "worker's PATH?)",
+    errno.EACCES: "permission denied (is it executable?)",
+    errno.ENOEXEC: "not an executable file",
+}
+
+
+def start(argv, environment, stdout, stderr, what="executable", cwd=None):
+    """Start ``argv`` in its own process group; explain failures to start.
+
+    ``stdout`` and ``stderr`` are open files (or ``subprocess.STDOUT`` for
+    stderr); stdin is /dev/null.
+    """
+    with io.open(os.devnull, "rb") as devnull:
+        try:
+            return subprocess.Popen(
+                [native_str(part) for part in argv],
+                env=environment,
+                cwd=None if cwd is None else native_str(cwd),
+                stdin=devnull,
+                stdout=stdout,
+                stderr=stderr,
+                close_fds=True,
+                # Own process group: a terminated job takes its children along.
+                preexec_fn=os.setpgrp,  # noqa: PLW1509
+            )
+        except OSError as exc:
+            raise JobError(
+                "cannot run %s %s: %s"
+                % (
+                    what,
+                    show(argv[0]),
+                    _START_FAILURES.get(exc.errno, text(exc.strerror or exc)),
+                )
+            )
+
+
+def signal_group(process, signum):
+    """Send ``signum`` to the child's process group (or the child alone)."""
+    if process.returncode is not None:
+        return
+    try:
+        os.killpg(process.pid, signum)
+    except OSError:
+        try:
+            process.send_signal(signum)
+        except OSError:
+            pass
+
+
+class TerminateJobOnSigterm(object):
+    """While active, SIGTERM to this process terminates the attached child.
+
+    Without an attached child a SIGTERM is only recorded (``received``): the
+    code that runs the job checks it (Docker jobs stop their container).
+    On exit the previous handler is restored and a received SIGTERM is sent
+    again to this process, for the handler it was meant for.
+    """
+
+    def __init__(self):
+        self.process = None
+        self.received = None
+        self.previous = None
+        self.installed = False
+
+    def __enter__(self):
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+            self.installed = True
+        except ValueError:
+            # Signal handlers can only be set in the main thread.
+            logger.debug("not in the main thread: SIGTERM is not forwarded")
+        return self
+
+    def attach(self, process):
+        """Set the child process (signalled at once if SIGTERM came first)."""
+        self.process = process
+        if self.received is not None:
+            signal_group(process, signal.SIGTERM)
+
+    def detach(self):
+        """Forget the child (it has ended)."""
+        self.process = None
+
+    def _handle(self, signum, frame):
+        self.received = signum
+        if self.process is not None:
+            signal_group(self.process, signal.SIGTERM)
+
+    def restore(self):
+        if self.installed:
+            previous = signal.SIG_DFL if self.previous is None else self.previous
+            signal.signal(signal.SIGTERM, previous)
+            self.installed = False
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        was_installed = self.installed
+        self.restore()
+        if was_installed and self.received is not None:
+            os.kill(os.getpid(), self.received)
+        return False
+
+
+def wait(
+    process,
+    guard=None,
+    kill_grace=KILL_GRACE,
+    poll_interval=POLL_INTERVAL,
+    timeout=None,
+):
+    """Wait for the child; return ``(returncode, timed_out)``.
+
+    After a SIGTERM seen by ``guard`` (which already signalled the child), or
+    once ``timeout`` seconds have passed (the child's group then gets
+    SIGTERM), the child is killed if it outlives ``kill_grace`` seconds.
+    """
+    started = time.time()
+    kill_at = None
+    timed_out = False
+    while True:
+        returncode = process.poll()
+        if returncode is not None:
+            return returncode, timed_out
+        now = time.time()
+        if kill_at is None:
+            if guard is not None and guard.received is not None:
+                kill_at = now + kill_grace
+            elif timeout is not None and now - started >= timeout:
+                timed_out = True
+                signal_group(process, signal.SIGTERM)
+                kill_at = now + kill_grace
+        elif now >= kill_at:
+            signal_group(process, signal.SIGKILL)
+        time.sleep(poll_interval)
+
+
+def run_logged(
+    argv,
+    environment,
+    stdout_path,
+    stderr_path,
+    guard,
+    kill_grace=KILL_GRACE,
+    poll_interval=POLL_INTERVAL,
+    what="executable",
+    cwd=None,
+):
+    """Run ``argv`` with its output appended to the log files; return its code.
+
+    ``guard`` is an active :class:`TerminateJobOnSigterm`.
+    """
+    with io.open(stdout_path, "ab") as stdout, io.open(stderr_path, "ab") as stderr:
+        process = start(argv, environment, stdout, stderr, what=what, cwd=cwd)
+        guard.attach(process)
+        try:
+            returncode, _ = wait(process, guard, kill_grace, poll_interval)
+        finally:
+            guard.detach()
+    return returncode
+
+
+def describe_exit(returncode, what="command"):
+    """Return why a non-zero ``returncode`` fails the job."""
+    if returncode < 0:
+        return "%s killed by signal %d" % (what, -returncode)
+    return "%s exited with code %d" % (what, returncode)
