@@ -93,12 +93,16 @@ def unit(tally: Tally) -> None:
 
 
 def scenario(name: str, tally: Tally, keep: bool) -> None:
+    # What the controller serves to the scenario's test bed (tests/testbed).
+    env = {"SALTANT_FLEET_CACHE": str(ROOT / ".cache" / "testbed" / name)}
+
     def molecule(step: str) -> bool:
-        return run(f"molecule {name}: {step}", ["molecule", step, "-s", name], tally)
+        return run(f"molecule {name}: {step}", ["molecule", step, "-s", name], tally, env=env)
 
     subprocess.call(["molecule", "destroy", "-s", name], cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
-        for step in ("create", "prepare", "converge", "idempotence", "verify"):
+        # `molecule create` runs prepare too.
+        for step in ("create", "converge", "idempotence", "verify"):
             if not molecule(step):
                 break
         else:
@@ -108,7 +112,7 @@ def scenario(name: str, tally: Tally, keep: bool) -> None:
                     f"integration {name}",
                     [str(integration), "-m", name],
                     tally,
-                    env={"SALTANT_FLEET_SCENARIO": name},
+                    env={**env, "SALTANT_FLEET_SCENARIO": name},
                 )
     finally:
         if not keep:

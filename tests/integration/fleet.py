@@ -72,6 +72,9 @@ class Fleet:
             "ANSIBLE_ROLES_PATH": f"{ROOT / 'roles'}:{ROOT / 'tests' / 'testbed' / 'roles'}",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
+            "SALTANT_FLEET_CACHE": os.environ.get(
+                "SALTANT_FLEET_CACHE", str(ROOT / ".cache" / "testbed" / self.scenario)
+            ),
         }
         result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
         print(result.stdout[-20000:])
