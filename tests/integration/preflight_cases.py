@@ -27,6 +27,16 @@ CASES = {
     "server URL": ({"saltant_worker_django_base_url": "saltant.example.org"}, "saltant_worker_django_base_url"),
     "broker URL": ({"saltant_worker_broker_url": "redis://x"}, "saltant_worker_broker_url"),
     "empty token": ({"saltant_worker_api_auth_token": ""}, "saltant_worker_api_auth_token"),
+    "unknown runtime": ({"saltant_worker_container_runtimes": ["podman"]}, "saltant_worker_container_runtimes"),
+    "unknown docker source": (
+        {"saltant_worker_container_runtimes": ["docker"], "docker_engine_source": "snap"},
+        "docker_engine_source",
+    ),
+    "short docker key fingerprint": (
+        {"saltant_worker_container_runtimes": ["docker"], "docker_engine_source": "docker-ce",
+         "docker_engine_repo_key_fingerprint": "0EBFCD88"},
+        "docker_engine_repo_key_fingerprint must be 40",
+    ),
 }
 
 # A few of them are also run against a live, provisioned host.

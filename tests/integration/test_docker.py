@@ -1,0 +1,54 @@
+"""Docker worker hosts: group membership and engine restarts never leave stale state or kill jobs."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+UNIT = "saltant-worker@containers.service"
+IMAGE = "docker-broker:5000/testbed/busybox:1"
+
+
+def container_job(fleet, command: str) -> str:
+    return fleet.publish(
+        "dockerqueue", task_class="container", container_type="docker", container_image=IMAGE,
+        command_to_run=command, env_vars_list=[], args_dict={}, logs_path="/logs", results_path=None,
+    )
+
+
+def test_losing_and_regaining_docker_restarts_the_worker_with_fresh_groups(fleet):
+    worker = fleet.workers[0]
+    before = fleet.unit_property(worker, UNIT, "MainPID")
+    assert fleet.playbook(extra_vars={"saltant_worker_container_runtimes": []}).returncode == 0
+    assert "docker" not in fleet.sh(worker, "id -nG saltant").split()
+    without = fleet.unit_property(worker, UNIT, "MainPID")
+    assert without != before
+    # The running worker has no access to the engine any more: the job fails.
+    assert fleet.wait_states(container_job(fleet, "true")) == ["running", "failed"]
+
+    assert fleet.playbook().returncode == 0
+    assert "docker" in fleet.sh(worker, "id -nG saltant").split()
+    assert fleet.unit_property(worker, UNIT, "MainPID") not in ("0", without)
+    assert fleet.wait_states(container_job(fleet, "true")) == ["running", "successful"]
+
+
+def test_engine_restart_for_new_settings_keeps_a_running_job(fleet):
+    worker = fleet.workers[0]
+    engine_before = fleet.unit_property(worker, "docker.service", "MainPID")
+    uuid = container_job(fleet, "sh -c 'sleep 12; echo survived > /logs/out.txt'")
+    assert fleet.wait_states(uuid, until=("running",)) == ["running"]
+    try:
+        result = fleet.playbook(
+            extra_vars={"docker_engine_daemon_config": {
+                "insecure-registries": ["docker-broker:5000"], "log-driver": "journald",
+                "labels": ["saltant-fleet.test=changed"],
+            }}
+        )
+        assert result.returncode == 0
+        assert fleet.unit_property(worker, "docker.service", "MainPID") != engine_before
+        assert fleet.wait_states(uuid) == ["running", "successful"]
+        assert fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/out.txt").strip() == "survived"
+    finally:
+        # Back to the inventory's settings.
+        assert fleet.playbook().returncode == 0
