@@ -2,6 +2,7 @@
 #
 #   make demo       bring up a local fleet (broker + worker containers),
 #                   provision it with site.yml and run a sample job
+#   make demo-job   run another sample job on the demo fleet
 #   make demo-down  remove the demo fleet
 #   make test       everything CI checks; ends with "N passed, N failed"
 #   make lint       yamllint, ansible-lint (production profile), ruff
@@ -25,7 +26,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 IMAGES ?= 11 12 13
 
-.PHONY: all venv collections docker images lint unit test demo demo-down clean
+.PHONY: all venv collections docker images lint unit test demo demo-job demo-down clean
 
 all: test
 
@@ -59,6 +60,9 @@ test: venv collections docker
 demo: venv collections docker
 	@tests/bin/build-images 12
 	@tests/bin/demo up
+
+demo-job: venv collections
+	@tests/bin/demo job
 
 demo-down: venv
 	@tests/bin/demo down

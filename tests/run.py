@@ -82,7 +82,7 @@ def run_pytest(name: str, args: list[str], tally: Tally, env: dict | None = None
 
 def lint(tally: Tally) -> None:
     run("yamllint", ["yamllint", "--strict", "."], tally)
-    vault = {"ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "inventory" / "demo" / "vault-password")}
+    vault = {"ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "tests" / "testbed" / "vault-password")}
     run("ansible-lint", ["ansible-lint", "--profile", "production"], tally, env=vault)
     run("ruff", ["ruff", "check", "."], tally)
 

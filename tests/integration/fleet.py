@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-VAULT_PASSWORD = ROOT / "inventory" / "demo" / "vault-password"
+VAULT_PASSWORD = ROOT / "tests" / "testbed" / "vault-password"
 
 
 class Fleet:
