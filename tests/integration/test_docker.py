@@ -52,3 +52,25 @@ def test_engine_restart_for_new_settings_keeps_a_running_job(fleet):
     finally:
         # Back to the inventory's settings.
         assert fleet.playbook().returncode == 0
+
+
+def test_docker_ce_key_with_another_fingerprint_is_refused_and_nothing_is_left(fleet):
+    """Docker's repository pointed at a key that is not Docker's: the run stops
+    before any package changes, and no repository or keyring is left behind."""
+    worker = fleet.workers[0]
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    result = fleet.playbook(extra_vars={
+        "docker_engine_source": "docker-ce",
+        "docker_engine_repo_url": f"http://{fleet.broker}:8080/docker",
+        "docker_engine_repo_key_url": f"http://{fleet.broker}:8080/key.asc",
+    })
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "refusing to trust it" in output
+    assert test_key in output and "9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in output
+    assert fleet.sh(worker, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split().count("docker.sources") == 0
+    assert "docker.asc" not in fleet.sh(worker, "ls /etc/apt/keyrings/")
+    # The engine from the distribution is untouched and still runs jobs.
+    assert fleet.sh(worker, "dpkg-query -W -f '${Status}' docker.io") == "install ok installed"
+    assert fleet.unit_property(worker, "docker.service", "ActiveState") == "active"
+    assert fleet.playbook().returncode == 0
