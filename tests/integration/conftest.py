@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fleet import Fleet
 
-SCENARIOS = ("default", "docker")
+SCENARIOS = ("default", "docker", "singularity")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+# Facts of a Debian 12 host (extra vars win over gathered facts).
+BOOKWORM = {
+    "ansible_distribution": "Debian",
+    "ansible_distribution_release": "bookworm",
+    "ansible_distribution_major_version": "12",
+    "ansible_distribution_version": "12.8",
+}
+
 GOOD = [{"name": "default", "queues": ["thistaskqueue"], "concurrency": 2}]
 
 CASES = {
@@ -36,6 +44,30 @@ CASES = {
         {"saltant_worker_container_runtimes": ["docker"], "docker_engine_source": "docker-ce",
          "docker_engine_repo_key_fingerprint": "0EBFCD88"},
         "docker_engine_repo_key_fingerprint must be 40",
+    ),
+    "apptainer on Debian 12": (
+        {"saltant_worker_container_runtimes": ["singularity"], "singularity_source": "distribution",
+         **BOOKWORM},
+        "singularity_source 'distribution' (Debian's apptainer) is supported on Debian 13",
+    ),
+    "NeuroDebian suite it does not publish": (
+        {"saltant_worker_container_runtimes": ["singularity"], "singularity_source": "neurodebian",
+         "singularity_neurodebian_suite": "sid"},
+        "singularity_source 'neurodebian' is supported on bullseye, bookworm, trixie",
+    ),
+    "unknown singularity source": (
+        {"saltant_worker_container_runtimes": ["singularity"], "singularity_source": "snap"},
+        "singularity_source",
+    ),
+    "short NeuroDebian key fingerprint": (
+        {"saltant_worker_container_runtimes": ["singularity"], "singularity_source": "neurodebian",
+         "singularity_neurodebian_key_fingerprint": "2649A5A9"},
+        "singularity_neurodebian_key_fingerprint must be 40",
+    ),
+    "multi-valued singularity setting": (
+        {"saltant_worker_container_runtimes": ["singularity"], "singularity_source": "neurodebian",
+         "singularity_config": {"bind path": ["/scratch", "/data"], "Mount Home": "no"}},
+        "check Mount Home, bind path",
     ),
 }
 
