@@ -74,3 +74,44 @@ def test_docker_ce_key_with_another_fingerprint_is_refused_and_nothing_is_left(f
     assert fleet.sh(worker, "dpkg-query -W -f '${Status}' docker.io") == "install ok installed"
     assert fleet.unit_property(worker, "docker.service", "ActiveState") == "active"
     assert fleet.playbook().returncode == 0
+
+
+def test_docker_ce_repository_with_the_pinned_key_is_trusted_by_apt(fleet):
+    """The docker-ce source's repository wiring, for real against a signed
+    archive with the layout of Docker's: the key with the pinned fingerprint
+    goes to /etc/apt/keyrings, the deb822 file names it in Signed-By, apt
+    verifies the archive's signature with it, and a legacy docker.list is
+    removed. (Installing Docker's packages is not tested: they cannot be
+    fetched here.)"""
+    worker = fleet.workers[0]
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    fleet.sh(worker, "echo 'deb https://download.docker.com/linux/debian bookworm stable'"
+                     " > /etc/apt/sources.list.d/docker.list")
+    docker_ce = {
+        "docker_engine_source": "docker-ce",
+        "docker_engine_repo_url": f"http://{fleet.broker}:8080/docker",
+        "docker_engine_repo_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "docker_engine_repo_key_fingerprint": test_key,
+    }
+    playbook = "tests/testbed/docker-ce-repository.yml"
+    try:
+        assert fleet.playbook(extra_vars=docker_ce, playbook=playbook).returncode == 0
+        sources = fleet.sh(worker, "cat /etc/apt/sources.list.d/docker.sources")
+        assert "Signed-By: /etc/apt/keyrings/docker.asc" in sources
+        assert f"URIs: http://{fleet.broker}:8080/docker" in sources
+        assert "docker.list" not in fleet.sh(worker, "ls /etc/apt/sources.list.d/")
+        keyring = fleet.sh(worker, "gpg --show-keys --with-colons /etc/apt/keyrings/docker.asc")
+        assert f":{test_key}:" in keyring
+        # apt keeps the archive's InRelease only if its signature verifies
+        # with that key (and --error-on=any fails on any warning).
+        fleet.sh(worker, "apt-get update --error-on=any -qq")
+        lists = fleet.sh(worker, "ls /var/lib/apt/lists/")
+        assert f"{fleet.broker}:8080_docker_dists_bookworm_InRelease" in lists
+        # A second run changes nothing.
+        again = fleet.playbook(extra_vars=docker_ce, playbook=playbook)
+        assert again.returncode == 0 and "changed=0" in again.stdout
+    finally:
+        # The distribution source removes Docker's repository again.
+        assert fleet.playbook(playbook=playbook).returncode == 0
+    listing = fleet.sh(worker, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split()
+    assert "docker.sources" not in listing and "docker.asc" not in listing

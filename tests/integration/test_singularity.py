@@ -60,3 +60,33 @@ def test_the_pulled_image_is_reused(fleet):
     assert fleet.sh(worker, "ls /var/lib/saltant-worker/singularity-images") == before
     journal = fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager --grep {uuid}")
     assert "using the pulled image" in journal and "pulling" not in journal
+
+
+def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
+    """distribution -> neurodebian -> distribution on the apptainer host: each
+    switch removes the other package and the other source's apt files, and
+    jobs run after each."""
+    fingerprint = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    neurodebian = {
+        "singularity_source": "neurodebian",
+        "singularity_neurodebian_mirror": f"http://{fleet.broker}:8080/neurodebian",
+        "singularity_neurodebian_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "singularity_neurodebian_key_fingerprint": fingerprint,
+    }
+
+    def installed(package: str) -> bool:
+        status = fleet.sh(APPTAINER, f"dpkg-query -W -f '${{Status}}' {package}", check=False)
+        return status == "install ok installed"
+
+    try:
+        assert fleet.playbook("--limit", APPTAINER, extra_vars=neurodebian).returncode == 0
+        assert installed("singularity-container") and not installed("apptainer")
+        assert fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/").split() == ["neurodebian.sources"]
+        assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == []
+        assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
+    finally:
+        assert fleet.playbook("--limit", APPTAINER).returncode == 0
+    assert installed("apptainer") and not installed("singularity-container")
+    assert "neurodebian" not in fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/")
+    assert "unstable/main" in fleet.sh(APPTAINER, "apt-cache policy apptainer")
+    assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
