@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "results"
-SCENARIOS = ["default", "docker", "singularity"]
+SCENARIOS = ["default", "docker", "singularity", "python2"]
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fleet import Fleet
 
-SCENARIOS = ("default", "docker", "singularity")
+SCENARIOS = ("default", "docker", "singularity", "python2")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -69,6 +69,11 @@ CASES = {
          "singularity_config": {"bind path": ["/scratch", "/data"], "Mount Home": "no"}},
         "check Mount Home, bind path",
     ),
+    "Python 2 on Debian 12": (
+        {"saltant_worker_python_version": 2, **BOOKWORM},
+        "saltant_worker_python_version is 2, but this host runs Debian 12.8 (bookworm)",
+    ),
+    "Python 4": ({"saltant_worker_python_version": 4}, "saltant_worker_python_version"),
 }
 
 # A few of them are also run against a live, provisioned host.
