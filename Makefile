@@ -8,6 +8,7 @@
 #   make lint       yamllint, ansible-lint (production profile), ruff
 #   make unit       worker_src's unit tests (pytest)
 #   make images     build the test bed's systemd base images
+#   make bench      log shipping benchmark (bench/results/log-shipping.md)
 #
 # Both demo and test install what they need: a virtualenv for the control
 # node (.venv, from requirements.txt), the collections of requirements.yml,
@@ -26,7 +27,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 IMAGES ?= 11 12 13
 
-.PHONY: all venv collections docker images lint unit test demo demo-job demo-down clean
+.PHONY: all venv collections docker images lint unit test bench demo demo-job demo-down clean
 
 all: test
 
@@ -56,6 +57,9 @@ unit: venv
 test: venv collections docker
 	@tests/bin/build-images $(IMAGES)
 	@$(BIN)/python tests/run.py
+
+bench: venv
+	@$(BIN)/python bench/log_shipping.py
 
 demo: venv collections docker
 	@tests/bin/build-images 12

@@ -74,6 +74,11 @@ CASES = {
         "saltant_worker_python_version is 2, but this host runs Debian 12.8 (bookworm)",
     ),
     "Python 4": ({"saltant_worker_python_version": 4}, "saltant_worker_python_version"),
+    "bad bucket name": ({"log_shipper_bucket": "Saltant_Logs"}, "log_shipper_bucket must be an S3 bucket name"),
+    "empty S3 secret key": ({"log_shipper_s3_secret_key": ""}, "log_shipper_s3_secret_key must be set"),
+    "shipping interval 0": ({"log_shipper_interval": 0}, "log_shipper_interval must be at least 1"),
+    "endpoint with a scheme": (
+        {"log_shipper_s3_host_base": "https://minio.example.org"}, "log_shipper_s3_host_base must be HOST[:PORT]"),
 }
 
 # A few of them are also run against a live, provisioned host.
