@@ -81,11 +81,17 @@ def test_prefix_puts_objects_under_it(s3, logs):
         f"fleet-a/{UUID_A}/{UUID_A}-stderr.txt", f"fleet-a/{UUID_A}/{UUID_A}-stdout.txt"]
 
 
-def test_an_idle_cycle_makes_no_s3_request(s3, logs):
-    for index in range(20):
+def shipped_history(s3: S3Server, logs: Path, count: int = 20) -> Shipper:
+    """A shipper that has reconciled ``count`` job directories."""
+    for index in range(count):
         write_job(logs, f"{UUID_A[:-2]}{index:02d}")
     shipper = make_shipper(s3, logs)
     shipper.reconcile()
+    return shipper
+
+
+def test_an_idle_cycle_makes_no_s3_request(s3, logs):
+    shipper = shipped_history(s3, logs)
     before = s3.requests()
     assert shipper.cycle() == 0
     assert shipper.cycle() == 0
@@ -93,10 +99,7 @@ def test_an_idle_cycle_makes_no_s3_request(s3, logs):
 
 
 def test_a_new_job_costs_its_uploads_only(s3, logs):
-    for index in range(20):
-        write_job(logs, f"{UUID_A[:-2]}{index:02d}")
-    shipper = make_shipper(s3, logs)
-    shipper.reconcile()
+    shipper = shipped_history(s3, logs)
     before = s3.requests()
     write_job(logs, UUID_B, stdout="new job\n")
     assert shipper.cycle() == 2
