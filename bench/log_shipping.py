@@ -76,7 +76,7 @@ def measure(server: S3Server, action) -> dict:
     action()
     seconds = time.perf_counter() - started
     time.sleep(0.3)  # let the server write its last log lines
-    return {"seconds": round(seconds, 3), "requests": server.requests() - before}
+    return {"seconds": round(seconds, 6), "requests": server.requests() - before}
 
 
 def upstream_cycle(server: S3Server, logs: Path) -> None:
@@ -121,14 +121,14 @@ def ratio(upstream: float, ours: float) -> str:
 
 def report(results: list[dict]) -> str:
     lines = [
-        "| job dirs | cycle | upstream s | ours s | time ratio | upstream requests | our requests | request ratio |",
+        "| job dirs | cycle | upstream ms | ours ms | time ratio | upstream requests | our requests | request ratio |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         for kind, label in (("idle", "idle"), ("new_job", "one new job")):
             up, ours = result[f"upstream_{kind}"], result[f"ours_{kind}"]
             lines.append(
-                f"| {result['job_dirs']:,} | {label} | {up['seconds']:.3f} | {ours['seconds']:.3f} | "
+                f"| {result['job_dirs']:,} | {label} | {1000 * up['seconds']:.1f} | {1000 * ours['seconds']:.2f} | "
                 f"{ratio(up['seconds'], ours['seconds'])} | {up['requests']} | {ours['requests']} | "
                 f"{ratio(up['requests'], ours['requests'])} |"
             )
