@@ -22,6 +22,8 @@ VAULT_PASSWORD = ROOT / "tests" / "testbed" / "vault-password"
 class Fleet:
     def __init__(self, scenario: str, workdir: Path) -> None:
         self.scenario = scenario
+        # What the controller serves to the test bed (bundles, commit ids).
+        self.cache = Path(os.environ.get("SALTANT_FLEET_CACHE", ROOT / ".cache" / "testbed" / scenario))
         spec = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())
         self.groups: dict[str, list[str]] = {}
         for platform in spec["platforms"]:
@@ -58,6 +60,15 @@ class Fleet:
     def workers(self) -> list[str]:
         return self.groups["saltant_workers"]
 
+    def host_vars(self, host: str) -> dict:
+        """The host's own variables (molecule/SCENARIO/host_vars/HOST.yml)."""
+        path = ROOT / "molecule" / self.scenario / "host_vars" / f"{host}.yml"
+        return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+    def queue_of(self, host: str) -> str:
+        """The first queue of the host's first worker instance."""
+        return self.host_vars(host)["saltant_worker_instances"][0]["queues"][0]
+
     # --- Ansible -------------------------------------------------------------
 
     def playbook(self, *args: str, extra_vars: dict | None = None,
@@ -72,9 +83,7 @@ class Fleet:
             "ANSIBLE_ROLES_PATH": f"{ROOT / 'roles'}:{ROOT / 'tests' / 'testbed' / 'roles'}",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
-            "SALTANT_FLEET_CACHE": os.environ.get(
-                "SALTANT_FLEET_CACHE", str(ROOT / ".cache" / "testbed" / self.scenario)
-            ),
+            "SALTANT_FLEET_CACHE": str(self.cache),
         }
         result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
         print(result.stdout[-20000:])

@@ -31,6 +31,8 @@ CASES = {
         "queues",
     ),
     "pool limit None": ({"saltant_worker_broker_pool_limit": "None"}, "saltant_worker_broker_pool_limit"),
+    "unknown requirement set": ({"saltant_worker_requirements": "celery5"}, "saltant_worker_requirements"),
+    "start timeout 0": ({"saltant_worker_start_timeout": 0}, "saltant_worker_start_timeout"),
     "boolean that is not": ({"saltant_worker_debug": "maybe"}, "saltant_worker_debug"),
     "server URL": ({"saltant_worker_django_base_url": "saltant.example.org"}, "saltant_worker_django_base_url"),
     "broker URL": ({"saltant_worker_broker_url": "redis://x"}, "saltant_worker_broker_url"),

@@ -20,9 +20,8 @@ def objects(fleet) -> dict[str, str]:
 
 
 def echo_job(fleet, worker: str, text: str) -> str:
-    queue = "thistaskqueue" if fleet.scenario == "default" else (
-        "py2queue" if worker.endswith("27") else "py3queue")
-    uuid = fleet.publish(queue, task_class="executable", command_to_run=f"sh -c 'echo {text}; echo {text} >&2'",
+    uuid = fleet.publish(fleet.queue_of(worker), task_class="executable",
+                         command_to_run=f"sh -c 'echo {text}; echo {text} >&2'",
                          env_vars_list=[], args_dict={}, json_file_option=None)
     assert fleet.wait_states(uuid) == ["running", "successful"]
     return uuid
