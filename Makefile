@@ -5,8 +5,12 @@
 #   make demo-job   run another sample job on the demo fleet
 #   make demo-down  remove the demo fleet
 #   make test       everything CI checks; ends with "N passed, N failed"
-#   make lint       yamllint, ansible-lint (production profile), ruff
-#   make unit       worker_src's unit tests (pytest)
+#   make lint       yamllint, ansible-lint (production profile), ruff, and the
+#                   role READMEs' variable tables against meta/argument_specs.yml
+#   make docs       regenerate those tables (tools/role_docs.py)
+#   make unit       unit tests (pytest): worker_src's, and the test bed's and
+#                   tools' (status API stand-in, preflight cases, log shipper
+#                   against a real S3 API, recap parser)
 #   make images     build the test bed's systemd base images
 #   make bench      log shipping benchmark (bench/results/log-shipping.md)
 #
@@ -27,7 +31,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 IMAGES ?= 11 12 13
 
-.PHONY: all venv collections docker images lint unit test bench demo demo-job demo-down clean
+.PHONY: all venv collections docker images lint docs unit test bench demo demo-job demo-down clean
 
 all: test
 
@@ -50,6 +54,9 @@ images: docker
 
 lint: venv collections
 	@$(BIN)/python tests/run.py --only lint
+
+docs: venv
+	@$(BIN)/python tools/role_docs.py
 
 unit: venv
 	@$(BIN)/python tests/run.py --only unit

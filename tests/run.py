@@ -85,6 +85,7 @@ def lint(tally: Tally) -> None:
     vault = {"ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "tests" / "testbed" / "vault-password")}
     run("ansible-lint", ["ansible-lint", "--profile", "production"], tally, env=vault)
     run("ruff", ["ruff", "check", "."], tally)
+    run("role docs", [sys.executable, "tools/role_docs.py", "--check"], tally)
 
 
 def unit(tally: Tally) -> None:
