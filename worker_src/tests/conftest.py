@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from support import RecordingServer
+from support import RecordingServer  # noqa: E402 (Python 2.7's pytest has no pythonpath setting)
 
 _ENV_DIRECTORY = tempfile.mkdtemp(prefix="saltant-worker-tests-")
 _ENV_FILE = os.path.join(_ENV_DIRECTORY, ".env")

@@ -78,10 +78,10 @@ class RecordingServer(object):
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_PATCH = _answer
-            do_POST = _answer
-            do_PUT = _answer
-            do_GET = _answer
+            do_PATCH = _answer  # noqa: N815 (http.server's method names)
+            do_POST = _answer  # noqa: N815 (http.server's method names)
+            do_PUT = _answer  # noqa: N815 (http.server's method names)
+            do_GET = _answer  # noqa: N815 (http.server's method names)
 
             def log_message(self, *args):
                 pass

@@ -84,10 +84,7 @@ def run_job(
 
 def failure_message(exc):
     """Return the line written to a failed job's stderr log."""
-    if isinstance(exc, JobError):
-        reason = text(exc)
-    else:
-        reason = "%s: %s" % (type(exc).__name__, text(exc))
+    reason = text(exc) if isinstance(exc, JobError) else "%s: %s" % (type(exc).__name__, text(exc))
     return "saltant worker: job failed: %s" % (reason,)
 
 

@@ -7,5 +7,5 @@ class JobError(Exception):
     """The job cannot run or did not succeed; the message says why."""
 
 
-class JobTerminated(JobError):
+class JobTerminated(JobError):  # noqa: N818 (a state, not an error of the job)
     """The worker process was told to terminate the running job."""
