@@ -8,6 +8,7 @@ from recap import recap
 pytestmark = pytest.mark.default
 
 DEFAULT = {"name": "default", "queues": ["thistaskqueue"], "concurrency": 2}
+EXTRA = {"name": "extra", "queues": ["otherqueue"], "concurrency": 1}
 
 
 def pid(fleet, name: str) -> str:
@@ -20,9 +21,21 @@ def converge(fleet, instances):
     return result
 
 
+def extra_is_active(fleet) -> bool:
+    return fleet.unit_property(fleet.workers[0], "saltant-worker@extra.service", "ActiveState") == "active"
+
+
+def ensure_extra(fleet, wanted: bool) -> None:
+    """Each test starts from the state it needs, whatever ran before it (in
+    file order the state is already there and nothing runs)."""
+    if extra_is_active(fleet) != wanted:
+        converge(fleet, [DEFAULT, EXTRA] if wanted else [DEFAULT])
+
+
 def test_added_instance_serves_its_queue_and_leaves_others_running(fleet):
+    ensure_extra(fleet, wanted=False)
     before = pid(fleet, "default")
-    converge(fleet, [DEFAULT, {"name": "extra", "queues": ["otherqueue"], "concurrency": 1}])
+    converge(fleet, [DEFAULT, EXTRA])
     assert pid(fleet, "default") == before
     worker = fleet.workers[0]
     assert fleet.unit_property(worker, "saltant-worker@extra.service", "ActiveState") == "active"
@@ -36,6 +49,7 @@ def test_added_instance_serves_its_queue_and_leaves_others_running(fleet):
 
 
 def test_changing_queues_restarts_only_that_instance(fleet):
+    ensure_extra(fleet, wanted=True)
     default_before, extra_before = pid(fleet, "default"), pid(fleet, "extra")
     converge(fleet, [DEFAULT, {"name": "extra", "queues": ["otherqueue", "thirdqueue"], "concurrency": 1}])
     assert pid(fleet, "default") == default_before
@@ -48,6 +62,7 @@ def test_changing_queues_restarts_only_that_instance(fleet):
 
 
 def test_removed_instance_is_stopped_and_disabled(fleet):
+    ensure_extra(fleet, wanted=True)
     default_before = pid(fleet, "default")
     converge(fleet, [DEFAULT])
     worker = fleet.workers[0]
