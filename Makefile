@@ -11,7 +11,8 @@
 #   make unit       unit tests (pytest): worker_src's, and the test bed's and
 #                   tools' (status API stand-in, preflight cases, log shipper
 #                   against a real S3 API, recap parser)
-#   make images     build the test bed's systemd base images
+#   make images     build the test bed's images: the systemd base images and
+#                   the broker host's (rebuilt only when their recipes change)
 #   make bench      log shipping benchmark (bench/results/log-shipping.md)
 #
 # Both demo and test install what they need: a virtualenv for the control
@@ -44,13 +45,14 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed
 
 collections: venv
-	@$(BIN)/python tests/bin/ensure-collections requirements.yml
+	@$(BIN)/python testbed/bin/ensure-collections requirements.yml
 
 docker:
-	@tests/bin/ensure-docker
+	@testbed/bin/ensure-docker
 
-images: docker
-	@tests/bin/build-images $(IMAGES)
+images: venv collections docker
+	@testbed/bin/build-images $(IMAGES)
+	@testbed/bin/build-broker-image
 
 lint: venv collections
 	@$(BIN)/python tests/run.py --only lint
@@ -61,22 +63,22 @@ docs: venv
 unit: venv
 	@$(BIN)/python tests/run.py --only unit
 
-test: venv collections docker
-	@tests/bin/build-images $(IMAGES)
+test: images
 	@$(BIN)/python tests/run.py
 
 bench: venv
 	@$(BIN)/python bench/log_shipping.py
 
 demo: venv collections docker
-	@tests/bin/build-images 12
-	@tests/bin/demo up
+	@testbed/bin/build-images 12
+	@testbed/bin/build-broker-image
+	@testbed/bin/demo up
 
 demo-job: venv collections
-	@tests/bin/demo job
+	@testbed/bin/demo job
 
 demo-down: venv
-	@tests/bin/demo down
+	@testbed/bin/demo down
 
 clean: demo-down
 	rm -rf $(VENV) .cache .collections

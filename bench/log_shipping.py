@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "roles" / "log_shipper" / "files"))
 
 from saltant_log_shipper import Settings, Shipper  # noqa: E402
 
-from tests.s3.server import S3Server  # noqa: E402
+from testbed.s3.server import S3Server  # noqa: E402
 
 BUCKET = "saltant-logs"
 RESULTS = ROOT / "bench" / "results"

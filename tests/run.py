@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Run every check of saltant-fleet and print one closing line.
 
-    python tests/run.py [--only lint|unit|molecule] [--scenario NAME] [--keep]
+    python tests/run.py [--only lint|unit|molecule] [--scenario NAME] [--keep] [--lanes N]
 
-Checks: yamllint, ansible-lint (production profile) and ruff; the pytest
-unit tests; then, for each Molecule scenario, its steps one by one (create,
+Checks: yamllint, ansible-lint (production profile), ruff and the role
+READMEs' variable tables; the pytest unit tests; then, for each Molecule
+scenario (every molecule/*/molecule.yml), its steps one by one (create with
 prepare, converge, idempotence, verify), the integration tests that run
-against the scenario's live hosts (tests/integration, marked with the
-scenario's name), and destroy. Every pytest test counts as one check, every
-other step as one. The last line is "N passed, N failed"; the exit code is
-non-zero when anything failed. Durations go to tests/results/summary.txt.
+against the scenario's live hosts (tests/integration/SCENARIO/), and
+destroy. Every pytest test counts as one check, every other step as one.
+
+Jobs (lint, unit, each scenario) run side by side in --lanes lanes (default
+2, SALTANT_FLEET_LANES): they share nothing but the Docker engine. With more
+than one lane each job's output goes to tests/results/logs/JOB.log, and the
+tail of a failing step's log is printed. The timing of every step goes to
+tests/results/timings.md and is printed at the end, before the last line,
+"N passed, N failed"; the exit code is non-zero when anything failed.
 """
 
 from __future__ import annotations
@@ -18,131 +24,212 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "results"
-SCENARIOS = ["default", "docker", "singularity", "python2"]
+LOGS = RESULTS / "logs"
+SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+# Longest first, so that lanes end together (from the timing table of a full run).
+EXPECTED_ORDER = ["default", "python2", "singularity", "docker"]
+STEPS = ["create", "converge", "idempotence", "verify", "integration", "destroy"]
+TAIL_LINES = 150
 
 
 @dataclass
 class Tally:
-    rows: list[tuple[str, str, float]] = field(default_factory=list)
+    rows: list[tuple[str, str, str, float]] = field(default_factory=list)
     passed: int = 0
     failed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, name: str, ok: bool, seconds: float, count: int = 1) -> None:
-        self.rows.append((name, "ok" if ok else "FAILED", seconds))
-        if ok:
-            self.passed += count
-        else:
-            self.failed += count
-
-
-def run(name: str, argv: list[str], tally: Tally, env: dict | None = None) -> bool:
-    print(f"==> {name}: {' '.join(argv)}", flush=True)
-    start = time.monotonic()
-    code = subprocess.call(argv, cwd=ROOT, env={**os.environ, **(env or {})})
-    seconds = time.monotonic() - start
-    tally.add(name, code == 0, seconds)
-    print(f"<== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f} s", flush=True)
-    return code == 0
+    def add(self, job: str, step: str, result: str, seconds: float, passed: int, failed: int) -> None:
+        with self.lock:
+            self.rows.append((job, step, result, seconds))
+            self.passed += passed
+            self.failed += failed
 
 
-def run_pytest(name: str, args: list[str], tally: Tally, env: dict | None = None) -> bool:
-    """Run pytest; each test case counts. A run that errors before any test counts once."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    junit = RESULTS / f"{name.replace(' ', '-').replace('/', '-')}.xml"
-    junit.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
-    print(f"==> {name}: {' '.join(argv)}", flush=True)
-    start = time.monotonic()
-    code = subprocess.call(argv, cwd=ROOT, env={**os.environ, **(env or {})})
-    seconds = time.monotonic() - start
-    passed = failed = 0
-    if junit.exists():
-        for case in ET.parse(junit).getroot().iter("testcase"):
-            if case.find("skipped") is not None:
-                continue
-            if case.find("failure") is not None or case.find("error") is not None:
-                failed += 1
-            else:
-                passed += 1
-    if code not in (0, 5) and failed == 0:
-        failed = 1  # collection error, crash: count it
-    tally.rows.append((name, f"{passed} passed, {failed} failed", seconds))
-    tally.passed += passed
-    tally.failed += failed
-    print(f"<== {name}: {passed} passed, {failed} failed in {seconds:.0f} s", flush=True)
-    return failed == 0
+class Job:
+    """One job's steps, their output (the console, or the job's log file) and their tally."""
+
+    def __init__(self, name: str, tally: Tally, to_log: bool) -> None:
+        self.name = name
+        self.tally = tally
+        self.log_path = LOGS / f"{name}.log"
+        self.out: IO[str] | None = None
+        if to_log:
+            LOGS.mkdir(parents=True, exist_ok=True)
+            self.out = self.log_path.open("w")
+
+    def say(self, line: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {self.name}: {line}", flush=True)
+
+    def call(self, argv: list[str], env: dict | None) -> int:
+        if self.out is not None:
+            self.out.write(f"==> {' '.join(argv)}\n")
+            self.out.flush()
+        return subprocess.call(argv, cwd=ROOT, env={**os.environ, **(env or {})},
+                               stdout=self.out, stderr=subprocess.STDOUT if self.out else None)
+
+    def tail(self) -> None:
+        if self.out is None:
+            return
+        self.out.flush()
+        lines = self.log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+        print(f"----- last {len(lines)} lines of {self.log_path.relative_to(ROOT)} -----")
+        print("\n".join(lines))
+        print("-----", flush=True)
+
+    def run(self, step: str, argv: list[str], env: dict | None = None) -> bool:
+        self.say(f"{step} ...")
+        start = time.monotonic()
+        code = self.call(argv, env)
+        seconds = time.monotonic() - start
+        ok = code == 0
+        self.tally.add(self.name, step, "ok" if ok else f"FAILED (exit {code})", seconds, int(ok), int(not ok))
+        self.say(f"{step} {'ok' if ok else f'FAILED (exit {code})'} in {seconds:.0f} s")
+        if not ok:
+            self.tail()
+        return ok
+
+    def pytest(self, step: str, args: list[str], env: dict | None = None) -> bool:
+        """Run pytest; each test case counts. A run that errors before any test counts once."""
+        junit = RESULTS / f"{self.name}-{step}.xml".replace(" ", "-").replace("/", "-")
+        junit.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
+        self.say(f"{step} ...")
+        start = time.monotonic()
+        code = self.call(argv, env)
+        seconds = time.monotonic() - start
+        passed = failed = 0
+        if junit.exists():
+            for case in ET.parse(junit).getroot().iter("testcase"):
+                if case.find("skipped") is not None:
+                    continue
+                if case.find("failure") is not None or case.find("error") is not None:
+                    failed += 1
+                else:
+                    passed += 1
+        if code not in (0, 5) and failed == 0:
+            failed = 1  # collection error, crash: count it
+        self.tally.add(self.name, step, f"{passed} passed, {failed} failed", seconds, passed, failed)
+        self.say(f"{step}: {passed} passed, {failed} failed in {seconds:.0f} s")
+        if failed:
+            self.tail()
+        return failed == 0
 
 
-def lint(tally: Tally) -> None:
-    run("yamllint", ["yamllint", "--strict", "."], tally)
-    vault = {"ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "tests" / "testbed" / "vault-password")}
-    run("ansible-lint", ["ansible-lint", "--profile", "production"], tally, env=vault)
-    run("ruff", ["ruff", "check", "."], tally)
-    run("role docs", [sys.executable, "tools/role_docs.py", "--check"], tally)
+def lint(job: Job) -> None:
+    vault = {"ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "testbed" / "vault-password")}
+    job.run("yamllint", ["yamllint", "--strict", "."])
+    job.run("ansible-lint", ["ansible-lint", "--profile", "production"], env=vault)
+    job.run("ruff", ["ruff", "check", "."])
+    job.run("role docs", [sys.executable, "tools/role_docs.py", "--check"])
 
 
-def unit(tally: Tally) -> None:
-    run_pytest("unit: worker_src", ["worker_src/tests"], tally)
-    run_pytest("unit: test bed", ["tests/unit"], tally)
+def unit(job: Job) -> None:
+    job.pytest("worker_src", ["worker_src/tests"])
+    job.pytest("test bed and tools", ["tests/unit"])
 
 
-def scenario(name: str, tally: Tally, keep: bool) -> None:
-    # What the controller serves to the scenario's test bed (tests/testbed).
+def scenario(job: Job, keep: bool) -> None:
+    name = job.name
+    # What the controller serves to the scenario's test bed (testbed).
     env = {"SALTANT_FLEET_CACHE": str(ROOT / ".cache" / "testbed" / name)}
-
-    def molecule(step: str) -> bool:
-        return run(f"molecule {name}: {step}", ["molecule", step, "-s", name], tally, env=env)
-
-    subprocess.call(["molecule", "destroy", "-s", name], cwd=ROOT, stdout=subprocess.DEVNULL)
+    job.call(["molecule", "destroy", "-s", name], env)
     try:
         # `molecule create` runs prepare too.
         for step in ("create", "converge", "idempotence", "verify"):
-            if not molecule(step):
+            if not job.run(step, ["molecule", step, "-s", name], env):
                 break
         else:
-            integration = ROOT / "tests" / "integration"
-            if any(integration.glob("test_*.py")):
-                run_pytest(
-                    f"integration {name}",
-                    [str(integration), "-m", name],
-                    tally,
-                    env={**env, "SALTANT_FLEET_SCENARIO": name},
-                )
+            tests = ROOT / "tests" / "integration" / name
+            if any(tests.glob("test_*.py")):
+                job.pytest("integration", [str(tests)], env={**env, "SALTANT_FLEET_SCENARIO": name})
     finally:
         if not keep:
-            molecule("destroy")
+            job.run("destroy", ["molecule", "destroy", "-s", name], env)
+
+
+def timing_table(tally: Tally, wall: float) -> str:
+    """Markdown: one row per job, one column per step, with the job's total."""
+    jobs: dict[str, dict[str, float]] = {}
+    failed: set[str] = set()
+    for job, step, result, seconds in tally.rows:
+        jobs.setdefault(job, {})[step] = jobs.get(job, {}).get(step, 0.0) + seconds
+        if "FAILED" in result or (" failed" in result and not result.endswith(" 0 failed")):
+            failed.add(job)
+    lines = [
+        "| job | " + " | ".join(STEPS) + " | other | total |",
+        "| --- | " + " | ".join("---:" for _ in STEPS) + " | ---: | ---: |",
+    ]
+    busy = 0.0
+    for job, steps in jobs.items():
+        other = sum(s for step, s in steps.items() if step not in STEPS)
+        total = sum(steps.values())
+        busy += total
+        cells = [f"{steps[s]:.0f}" if s in steps else "" for s in STEPS]
+        mark = " (failed)" if job in failed else ""
+        lines.append(f"| {job}{mark} | " + " | ".join(cells) + f" | {other:.0f} | {total:.0f} |")
+    lines.append("")
+    lines.append(f"Wall time {wall:.0f} s ({wall / 60:.1f} min); the jobs' steps add up to {busy:.0f} s"
+                 f" ({busy / 60:.1f} min). Seconds; 'other' is lint and unit steps.")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
-    parser.add_argument("--scenario", action="append", help="Molecule scenario(s) to run")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="Molecule scenario(s) to run")
     parser.add_argument("--keep", action="store_true", help="leave the scenario's hosts up")
+    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "2")),
+                        help="jobs that run side by side (default 2)")
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    tally = Tally()
-    started = time.monotonic()
-    if args.only in (None, "lint"):
-        lint(tally)
-    if args.only in (None, "unit"):
-        unit(tally)
-    if args.only in (None, "molecule"):
-        for name in args.scenario or SCENARIOS:
-            scenario(name, tally, args.keep)
-    total = time.monotonic() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
-    lines = [f"{seconds:8.1f} s  {result:<22} {name}" for name, result, seconds in tally.rows]
-    lines.append(f"{total:8.1f} s  total")
+    tally = Tally()
+
+    work: list[tuple[str, Callable[[Job], None]]] = []
+    if args.only in (None, "molecule"):
+        chosen = args.scenario or SCENARIOS
+        ordered = [s for s in EXPECTED_ORDER if s in chosen] + [s for s in chosen if s not in EXPECTED_ORDER]
+        work += [(name, lambda job: scenario(job, args.keep)) for name in ordered]
+    if args.only in (None, "lint"):
+        work.append(("lint", lint))
+    if args.only in (None, "unit"):
+        work.append(("unit", unit))
+
+    lanes = max(1, args.lanes)
+    started = time.monotonic()
+
+    def do(item: tuple[str, Callable[[Job], None]]) -> None:
+        name, body = item
+        job = Job(name, tally, to_log=lanes > 1)
+        try:
+            body(job)
+        except Exception as exc:  # a crash of the runner itself still counts
+            tally.add(name, "runner", f"FAILED ({exc})", 0.0, 0, 1)
+            job.say(f"runner error: {exc!r}")
+
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        list(pool.map(do, work))
+    wall = time.monotonic() - started
+
+    table = timing_table(tally, wall)
+    (RESULTS / "timings.md").write_text("# Timings of the last run (tests/run.py)\n\n" + table)
+    lines = [f"{seconds:8.1f} s  {result:<22} {job}: {step}" for job, step, result, seconds in tally.rows]
+    lines.append(f"{wall:8.1f} s  total")
     (RESULTS / "summary.txt").write_text("\n".join(lines) + "\n")
-    print("\n".join(["", "Summary:", *lines]))
+    print("\n".join(["", "Summary:", *lines, "", table]))
     closing = f"{tally.passed} passed, {tally.failed} failed"
     (RESULTS / "closing-line.txt").write_text(closing + "\n")
     print(closing)

@@ -11,15 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+import saltant_log_shipper as shipper_module
+from saltant_log_shipper import S3cmd, S3Error, Settings, Shipper
+
+from testbed.s3.server import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "roles" / "log_shipper" / "files"))
-
-import saltant_log_shipper as shipper_module  # noqa: E402
-from saltant_log_shipper import S3cmd, S3Error, Settings, Shipper  # noqa: E402
-
-from tests.s3.server import S3Server  # noqa: E402
 
 BUCKET = "saltant-logs"
 UUID_A = "0f6d3e4a-0000-4000-8000-00000000000a"

@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.preflight_cases import CASES
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from preflight_cases import CASES  # noqa: E402
 
 
 def preflight(extra_vars: dict | None = None) -> subprocess.CompletedProcess:

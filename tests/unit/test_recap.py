@@ -1,11 +1,6 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-
-from recap import recap  # noqa: E402
+from helpers.recap import recap
 
 OUTPUT = """
 PLAY RECAP *********************************************************************

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location(
-    "status_api", ROOT / "tests" / "testbed" / "roles" / "testbed_broker" / "files" / "status_api.py"
+    "status_api", ROOT / "testbed" / "roles" / "testbed_broker" / "files" / "status_api.py"
 )
 status_api = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(status_api)

@@ -1,0 +1,134 @@
+"""Drive the live hosts of a Molecule scenario from pytest.
+
+The hosts are the scenario's containers; the inventory is the scenario's
+(molecule.yml groups, the demo group_vars, the scenario's host_vars) with
+the community.docker connection, so site.yml runs exactly as in converge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VAULT_PASSWORD = ROOT / "testbed" / "vault-password"
+
+
+class Fleet:
+    def __init__(self, scenario: str, workdir: Path) -> None:
+        self.scenario = scenario
+        # What the controller serves to the test bed (bundles, commit ids).
+        self.cache = Path(os.environ.get("SALTANT_FLEET_CACHE", ROOT / ".cache" / "testbed" / scenario))
+        spec = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())
+        self.groups: dict[str, list[str]] = {}
+        for platform in spec["platforms"]:
+            for group in platform.get("groups", []):
+                self.groups.setdefault(group, []).append(platform["name"])
+        self.inventory = workdir / "inventory"
+        self.inventory.mkdir(parents=True, exist_ok=True)
+        hosts = {
+            "all": {
+                "vars": {"ansible_connection": "community.docker.docker"},
+                "children": {g: {"hosts": {h: None for h in hs}} for g, hs in self.groups.items()},
+            }
+        }
+        (self.inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+        for name, target in (
+            ("group_vars", ROOT / "inventory" / "demo" / "group_vars"),
+            ("host_vars", ROOT / "molecule" / scenario / "host_vars"),
+        ):
+            link = self.inventory / name
+            if not link.exists():
+                link.symlink_to(target)
+        secrets = subprocess.run(
+            ["ansible-vault", "view", "--vault-password-file", str(VAULT_PASSWORD),
+             str(ROOT / "inventory" / "demo" / "group_vars" / "all" / "vault.yml")],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        self.secrets: dict[str, str] = yaml.safe_load(secrets)
+
+    @property
+    def broker(self) -> str:
+        return self.groups["testbed_brokers"][0]
+
+    @property
+    def workers(self) -> list[str]:
+        return self.groups["saltant_workers"]
+
+    def host_vars(self, host: str) -> dict:
+        """The host's own variables (molecule/SCENARIO/host_vars/HOST.yml)."""
+        path = ROOT / "molecule" / self.scenario / "host_vars" / f"{host}.yml"
+        return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+    def queue_of(self, host: str) -> str:
+        """The first queue of the host's first worker instance."""
+        return self.host_vars(host)["saltant_worker_instances"][0]["queues"][0]
+
+    # --- Ansible -------------------------------------------------------------
+
+    def playbook(self, *args: str, extra_vars: dict | None = None,
+                 playbook: str = "site.yml") -> subprocess.CompletedProcess:
+        argv = ["ansible-playbook", "-i", str(self.inventory), str(ROOT / playbook), *args]
+        if extra_vars is not None:
+            argv += ["--extra-vars", json.dumps(extra_vars)]
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_VAULT_PASSWORD_FILE": str(VAULT_PASSWORD),
+            "ANSIBLE_ROLES_PATH": f"{ROOT / 'roles'}:{ROOT / 'testbed' / 'roles'}",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "SALTANT_FLEET_CACHE": str(self.cache),
+        }
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+        print(result.stdout[-20000:])
+        print(result.stderr[-5000:])
+        return result
+
+    # --- Hosts -----------------------------------------------------------------
+
+    def sh(self, host: str, command: str, check: bool = True) -> str:
+        result = subprocess.run(
+            ["docker", "exec", host, "sh", "-c", command], capture_output=True, text=True
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{host}: {command!r} exited {result.returncode}: {result.stderr}")
+        return result.stdout
+
+    def unit_property(self, host: str, unit: str, prop: str) -> str:
+        return self.sh(host, f"systemctl show --value -p {prop} {unit}").strip()
+
+    # --- Jobs --------------------------------------------------------------------
+
+    def publish(self, queue: str, **kwargs: object) -> str:
+        url = "pyamqp://{}:{}@127.0.0.1:5672/saltant".format(
+            "saltant", self.secrets["vault_testbed_broker_password"]
+        )
+        out = subprocess.run(
+            ["docker", "exec", self.broker, "python3", "/opt/testbed/publish_job.py",
+             "--broker", url, "--queue", queue, "--kwargs", json.dumps(kwargs)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        return out.strip()
+
+    def states(self, uuid: str) -> list[str]:
+        code = (
+            "import json,urllib.request;"
+            f"print(urllib.request.urlopen('http://127.0.0.1:8000/records?uuid={uuid}').read().decode())"
+        )
+        out = self.sh(self.broker, f'python3 -c "{code}"')
+        return [r["state"] for r in json.loads(out)]
+
+    def wait_states(self, uuid: str, until: tuple[str, ...] = ("successful", "failed", "terminated"),
+                    timeout: float = 90) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states(uuid)
+            if any(s in until for s in states) or time.monotonic() > deadline:
+                return states
+            time.sleep(0.5)

@@ -1,0 +1,85 @@
+"""Job logs reach S3: through an outage without loss, on stop, and without leaking the key.
+
+Shared by the scenarios whose hosts ship logs: each imports these tests into
+its own test_log_shipping.py."""
+
+from __future__ import annotations
+
+import json
+import time
+
+UNIT = "saltant-log-shipper.service"
+BUCKET = "saltant-logs"
+INTERVAL = 5
+LOGS = "/var/lib/saltant-worker/logs"
+
+
+def objects(fleet) -> dict[str, str]:
+    return json.loads(fleet.sh(fleet.broker, f"/opt/testbed/s3_tool.py objects {BUCKET}"))
+
+
+def echo_job(fleet, worker: str, text: str) -> str:
+    uuid = fleet.publish(fleet.queue_of(worker), task_class="executable",
+                         command_to_run=f"sh -c 'echo {text}; echo {text} >&2'",
+                         env_vars_list=[], args_dict={}, json_file_option=None)
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    return uuid
+
+
+def expected(uuid: str, text: str) -> dict[str, str]:
+    return {f"{uuid}/{uuid}-stdout.txt": f"{text}\n", f"{uuid}/{uuid}-stderr.txt": f"{text}\n"}
+
+
+def wait_for(fleet, wanted: dict[str, str], seconds: float) -> float:
+    """Seconds until every wanted object has its content; fails after ``seconds``."""
+    started = time.monotonic()
+    while True:
+        present = objects(fleet)
+        if all(present.get(key) == value for key, value in wanted.items()):
+            return time.monotonic() - started
+        assert time.monotonic() - started < seconds, f"missing after {seconds} s: {sorted(set(wanted) - set(present))}"
+        time.sleep(0.5)
+
+
+def test_s3_outage_loses_nothing(fleet):
+    worker = fleet.workers[0]
+    fleet.sh(fleet.broker, "systemctl stop testbed-s3")
+    try:
+        uuids = [echo_job(fleet, worker, f"during-outage-{n}") for n in (1, 2)]
+        sums = fleet.sh(worker, f"cd {LOGS} && md5sum {' '.join(f'{u}/*' for u in uuids)}")
+        time.sleep(2 * INTERVAL)
+        assert fleet.unit_property(worker, UNIT, "ActiveState") == "active"
+        journal = fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager --since '-2min'")
+        assert "S3 error" in journal and "nothing is lost, retrying" in journal
+    finally:
+        # Back, and empty (moto keeps everything in memory): the test makes the bucket.
+        fleet.sh(fleet.broker, "systemctl start testbed-s3 && for try in $(seq 60); do"
+                               f" /opt/testbed/s3_tool.py mb {BUCKET} 2>/dev/null && exit 0; sleep 0.5; done; exit 1")
+    wanted = {}
+    for n, uuid in enumerate(uuids, start=1):
+        wanted.update(expected(uuid, f"during-outage-{n}"))
+    took = wait_for(fleet, wanted, seconds=2 * INTERVAL + 2)
+    print(f"shipped {len(wanted)} files {took:.1f} s after S3 came back")
+    assert fleet.sh(worker, f"cd {LOGS} && md5sum {' '.join(f'{u}/*' for u in uuids)}") == sums
+
+
+def test_stopping_the_unit_ships_what_is_left(fleet):
+    worker = fleet.workers[0]
+    uuid = "5d1e0c2a-0000-4000-8000-0000000000f1"
+    write = f"mkdir {LOGS}/{uuid} && echo last words > {LOGS}/{uuid}/{uuid}-stdout.txt"
+    fleet.sh(worker, f"runuser -u saltant -- sh -c '{write}' && systemctl stop {UNIT}")
+    try:
+        assert objects(fleet).get(f"{uuid}/{uuid}-stdout.txt") == "last words\n"
+        assert "final cycle done" in fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager --since '-1min'")
+    finally:
+        fleet.sh(worker, f"systemctl start {UNIT}")
+
+
+def test_every_worker_ships_and_the_secret_key_is_not_in_ps_or_the_journal(fleet):
+    secret = fleet.secrets["vault_log_shipper_s3_secret_key"]
+    for worker in fleet.workers:
+        uuid = echo_job(fleet, worker, "secret-check")
+        wait_for(fleet, expected(uuid, "secret-check"), seconds=2 * INTERVAL + 2)
+        assert secret not in fleet.sh(worker, "ps -eo args")
+        assert secret not in fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager")
+        assert fleet.sh(worker, "stat -c '%a %U' /etc/saltant-log-shipper/s3cfg").strip() == "600 saltant"

@@ -1,0 +1,102 @@
+"""Worker instances follow the inventory; only affected instances restart."""
+
+from __future__ import annotations
+
+from helpers.recap import recap
+
+DEFAULT = {"name": "default", "queues": ["thistaskqueue"], "concurrency": 2}
+EXTRA = {"name": "extra", "queues": ["otherqueue"], "concurrency": 1}
+
+
+def pid(fleet, name: str) -> str:
+    return fleet.unit_property(fleet.workers[0], f"saltant-worker@{name}.service", "MainPID")
+
+
+def converge(fleet, instances):
+    result = fleet.playbook(extra_vars={"saltant_worker_instances": instances})
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result
+
+
+def extra_is_active(fleet) -> bool:
+    return fleet.unit_property(fleet.workers[0], "saltant-worker@extra.service", "ActiveState") == "active"
+
+
+def ensure_extra(fleet, wanted: bool) -> None:
+    """Each test starts from the state it needs, whatever ran before it (in
+    file order the state is already there and nothing runs)."""
+    if extra_is_active(fleet) != wanted:
+        converge(fleet, [DEFAULT, EXTRA] if wanted else [DEFAULT])
+
+
+def test_added_instance_serves_its_queue_and_leaves_others_running(fleet):
+    ensure_extra(fleet, wanted=False)
+    before = pid(fleet, "default")
+    converge(fleet, [DEFAULT, EXTRA])
+    assert pid(fleet, "default") == before
+    worker = fleet.workers[0]
+    assert fleet.unit_property(worker, "saltant-worker@extra.service", "ActiveState") == "active"
+    uuid = fleet.publish(
+        "otherqueue", task_class="executable", command_to_run="echo extra",
+        env_vars_list=[], args_dict={}, json_file_option=None,
+    )
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    log = fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt")
+    assert log.strip() == "extra"
+
+
+def test_changing_queues_restarts_only_that_instance(fleet):
+    ensure_extra(fleet, wanted=True)
+    default_before, extra_before = pid(fleet, "default"), pid(fleet, "extra")
+    converge(fleet, [DEFAULT, {"name": "extra", "queues": ["otherqueue", "thirdqueue"], "concurrency": 1}])
+    assert pid(fleet, "default") == default_before
+    assert pid(fleet, "extra") not in ("0", extra_before)
+    uuid = fleet.publish(
+        "thirdqueue", task_class="executable", command_to_run="true",
+        env_vars_list=[], args_dict={}, json_file_option=None,
+    )
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+
+
+def test_removed_instance_is_stopped_and_disabled(fleet):
+    ensure_extra(fleet, wanted=True)
+    default_before = pid(fleet, "default")
+    converge(fleet, [DEFAULT])
+    worker = fleet.workers[0]
+    assert fleet.unit_property(worker, "saltant-worker@extra.service", "ActiveState") == "inactive"
+    assert fleet.sh(worker, "systemctl is-enabled saltant-worker@extra.service", check=False).strip() != "enabled"
+    assert fleet.sh(worker, "ls /etc/systemd/system/ | grep -c 'saltant-worker@extra' || true").strip() == "0"
+    assert pid(fleet, "default") == default_before
+
+
+def test_new_env_setting_restarts_the_workers(fleet):
+    before = pid(fleet, "default")
+    result = fleet.playbook(extra_vars={"saltant_worker_env_extra": {"TESTBED_GREETING": "changed"}})
+    assert result.returncode == 0
+    assert pid(fleet, "default") != before
+    uuid = fleet.publish(
+        "thistaskqueue", task_class="executable", command_to_run='sh -c "echo $TESTBED_GREETING"',
+        env_vars_list=["TESTBED_GREETING"], args_dict={}, json_file_option=None,
+    )
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    assert fleet.sh(fleet.workers[0], f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt").strip() == "changed"
+    # Back to the inventory's value.
+    assert fleet.playbook().returncode == 0
+
+
+def test_check_mode_on_a_provisioned_host_changes_nothing_and_hides_secrets(fleet):
+    result = fleet.playbook("--check", "--diff")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0
+    assert all(counts.get("changed", 0) == 0 for counts in recap(output).values())
+    for secret in fleet.secrets.values():
+        assert secret not in output
+
+
+def test_converge_output_never_shows_secrets(fleet):
+    result = fleet.playbook("--diff", "-v", extra_vars={"saltant_worker_env_extra": {"TESTBED_GREETING": "again"}})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0
+    for secret in fleet.secrets.values():
+        assert secret not in output
+    assert fleet.playbook().returncode == 0

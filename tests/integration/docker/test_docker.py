@@ -1,0 +1,116 @@
+"""Docker worker hosts: group membership and engine restarts never leave stale state or kill jobs."""
+
+from __future__ import annotations
+
+# worker_src's Docker host; docker-upstream is verified by verify-upstream.yml.
+WORKER = "docker-worker1"
+UNIT = "saltant-worker@containers.service"
+IMAGE = "docker-broker:5000/testbed/busybox:1"
+
+
+def container_job(fleet, command: str) -> str:
+    return fleet.publish(
+        "dockerqueue", task_class="container", container_type="docker", container_image=IMAGE,
+        command_to_run=command, env_vars_list=[], args_dict={}, logs_path="/logs", results_path=None,
+    )
+
+
+def test_losing_and_regaining_docker_restarts_the_worker_with_fresh_groups(fleet):
+    worker = WORKER
+    before = fleet.unit_property(worker, UNIT, "MainPID")
+    assert fleet.playbook("--limit", WORKER, extra_vars={"saltant_worker_container_runtimes": []}).returncode == 0
+    assert "docker" not in fleet.sh(worker, "id -nG saltant").split()
+    without = fleet.unit_property(worker, UNIT, "MainPID")
+    assert without != before
+    # The running worker has no access to the engine any more: the job fails.
+    assert fleet.wait_states(container_job(fleet, "true")) == ["running", "failed"]
+
+    assert fleet.playbook("--limit", WORKER).returncode == 0
+    assert "docker" in fleet.sh(worker, "id -nG saltant").split()
+    assert fleet.unit_property(worker, UNIT, "MainPID") not in ("0", without)
+    assert fleet.wait_states(container_job(fleet, "true")) == ["running", "successful"]
+
+
+def test_engine_restart_for_new_settings_keeps_a_running_job(fleet):
+    worker = WORKER
+    engine_before = fleet.unit_property(worker, "docker.service", "MainPID")
+    uuid = container_job(fleet, "sh -c 'sleep 12; echo survived > /logs/out.txt'")
+    assert fleet.wait_states(uuid, until=("running",)) == ["running"]
+    try:
+        result = fleet.playbook(
+            "--limit", WORKER,
+            extra_vars={"docker_engine_daemon_config": {
+                "insecure-registries": ["docker-broker:5000"], "log-driver": "journald",
+                "labels": ["saltant-fleet.test=changed"],
+            }}
+        )
+        assert result.returncode == 0
+        assert fleet.unit_property(worker, "docker.service", "MainPID") != engine_before
+        assert fleet.wait_states(uuid) == ["running", "successful"]
+        assert fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/out.txt").strip() == "survived"
+    finally:
+        # Back to the inventory's settings.
+        assert fleet.playbook("--limit", WORKER).returncode == 0
+
+
+def test_docker_ce_key_with_another_fingerprint_is_refused_and_nothing_is_left(fleet):
+    """Docker's repository pointed at a key that is not Docker's: the run stops
+    before any package changes, and no repository or keyring is left behind."""
+    worker = WORKER
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    result = fleet.playbook("--limit", WORKER, extra_vars={
+        "docker_engine_source": "docker-ce",
+        "docker_engine_repo_url": f"http://{fleet.broker}:8080/docker",
+        "docker_engine_repo_key_url": f"http://{fleet.broker}:8080/key.asc",
+    })
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "refusing to trust it" in output
+    assert test_key in output and "9DC858229FC7DD38854AE2D88D81803C0EBFCD88" in output
+    assert fleet.sh(worker, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split().count("docker.sources") == 0
+    assert "docker.asc" not in fleet.sh(worker, "ls /etc/apt/keyrings/")
+    # The engine from the distribution is untouched and still runs jobs.
+    assert fleet.sh(worker, "dpkg-query -W -f '${Status}' docker.io") == "install ok installed"
+    assert fleet.unit_property(worker, "docker.service", "ActiveState") == "active"
+    assert fleet.playbook("--limit", WORKER).returncode == 0
+
+
+def test_docker_ce_repository_with_the_pinned_key_is_trusted_by_apt(fleet):
+    """The docker-ce source's repository wiring, for real against a signed
+    archive with the layout of Docker's: the key with the pinned fingerprint
+    goes to /etc/apt/keyrings, the deb822 file names it in Signed-By, apt
+    verifies the archive's signature with it, and a legacy docker.list is
+    removed. (Installing Docker's packages is not tested: they cannot be
+    fetched here.)"""
+    worker = WORKER
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    fleet.sh(worker, "echo 'deb https://download.docker.com/linux/debian bookworm stable'"
+                     " > /etc/apt/sources.list.d/docker.list")
+    docker_ce = {
+        "docker_engine_source": "docker-ce",
+        "docker_engine_repo_url": f"http://{fleet.broker}:8080/docker",
+        "docker_engine_repo_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "docker_engine_repo_key_fingerprint": test_key,
+    }
+    playbook = "testbed/docker-ce-repository.yml"
+    try:
+        assert fleet.playbook("--limit", WORKER, extra_vars=docker_ce, playbook=playbook).returncode == 0
+        sources = fleet.sh(worker, "cat /etc/apt/sources.list.d/docker.sources")
+        assert "Signed-By: /etc/apt/keyrings/docker.asc" in sources
+        assert f"URIs: http://{fleet.broker}:8080/docker" in sources
+        assert "docker.list" not in fleet.sh(worker, "ls /etc/apt/sources.list.d/")
+        keyring = fleet.sh(worker, "gpg --show-keys --with-colons /etc/apt/keyrings/docker.asc")
+        assert f":{test_key}:" in keyring
+        # apt keeps the archive's InRelease only if its signature verifies
+        # with that key (and --error-on=any fails on any warning).
+        fleet.sh(worker, "apt-get update --error-on=any -qq")
+        lists = fleet.sh(worker, "ls /var/lib/apt/lists/")
+        assert f"{fleet.broker}:8080_docker_dists_bookworm_InRelease" in lists
+        # A second run changes nothing.
+        again = fleet.playbook("--limit", WORKER, extra_vars=docker_ce, playbook=playbook)
+        assert again.returncode == 0 and "changed=0" in again.stdout
+    finally:
+        # The distribution source removes Docker's repository again.
+        assert fleet.playbook("--limit", WORKER, playbook=playbook).returncode == 0
+    listing = fleet.sh(worker, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split()
+    assert "docker.sources" not in listing and "docker.asc" not in listing

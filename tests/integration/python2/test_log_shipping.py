@@ -1,0 +1,7 @@
+"""Log shipping on this scenario's hosts (the tests are in helpers/log_shipping.py)."""
+
+from helpers.log_shipping import (  # noqa: F401 (collected by pytest)
+    test_every_worker_ships_and_the_secret_key_is_not_in_ps_or_the_journal,
+    test_s3_outage_loses_nothing,
+    test_stopping_the_unit_ships_what_is_left,
+)

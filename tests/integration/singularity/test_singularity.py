@@ -1,0 +1,88 @@
+"""Singularity worker hosts: NeuroDebian's key is pinned, and the worker runs jobs from either source."""
+
+from __future__ import annotations
+
+APPTAINER = "singularity-worker1"
+NEURO = "singularity-neuro"
+UNIT = "saltant-worker@containers.service"
+IMAGE = "docker://singularity-broker:5000/testbed/busybox:1"
+# Docker's key fingerprint: a real key, but not the one the stand-in signs with.
+OTHER_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
+
+
+def singularity_job(fleet, queue: str, command: str) -> str:
+    return fleet.publish(
+        queue, task_class="container", container_type="singularity", container_image=IMAGE,
+        command_to_run=command, env_vars_list=[], args_dict={}, logs_path="/logs", results_path=None,
+    )
+
+
+def test_neurodebian_key_with_another_fingerprint_is_refused_and_nothing_is_left(fleet):
+    """NeuroDebian's repository with a key whose fingerprint is not the pinned
+    one: the run stops, the key and the repository are gone, the installed
+    runtime and the worker are untouched."""
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    worker_pid = fleet.unit_property(NEURO, UNIT, "MainPID")
+    result = fleet.playbook("--limit", NEURO, extra_vars={
+        "singularity_neurodebian_key_fingerprint": OTHER_FINGERPRINT,
+    })
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "refusing to trust it" in output
+    assert test_key in output and OTHER_FINGERPRINT in output
+    assert f"No apt repository 'neurodebian' is configured on {NEURO}" in output
+    listing = fleet.sh(NEURO, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split()
+    assert "neurodebian.sources" not in listing and "neurodebian.asc" not in listing
+    assert "singularity-broker:8080" not in fleet.sh(NEURO, "apt-cache policy")
+    assert fleet.sh(NEURO, "dpkg-query -W -f '${Status}' singularity-container") == "install ok installed"
+    assert fleet.unit_property(NEURO, UNIT, "MainPID") == worker_pid
+
+    # Back to the pinned fingerprint: the repository is there again.
+    assert fleet.playbook("--limit", NEURO).returncode == 0
+    assert "http://singularity-broker:8080/neurodebian trixie/main" in fleet.sh(
+        NEURO, "apt-cache policy singularity-container"
+    )
+    assert fleet.wait_states(singularity_job(fleet, "neuroqueue", "true")) == ["running", "successful"]
+
+
+def test_the_pulled_image_is_reused(fleet):
+    """A second job with the same image starts from the file in the images
+    directory: no new pull."""
+    worker = APPTAINER
+    before = fleet.sh(worker, "ls /var/lib/saltant-worker/singularity-images")
+    uuid = singularity_job(fleet, "singularityqueue", "sh -c 'echo again > /logs/out.txt'")
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    assert fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/out.txt").strip() == "again"
+    assert fleet.sh(worker, "ls /var/lib/saltant-worker/singularity-images") == before
+    journal = fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager --grep {uuid}")
+    assert "using the pulled image" in journal and "pulling" not in journal
+
+
+def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
+    """distribution -> neurodebian -> distribution on the apptainer host: each
+    switch removes the other package and the other source's apt files, and
+    jobs run after each."""
+    fingerprint = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    neurodebian = {
+        "singularity_source": "neurodebian",
+        "singularity_neurodebian_mirror": f"http://{fleet.broker}:8080/neurodebian",
+        "singularity_neurodebian_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "singularity_neurodebian_key_fingerprint": fingerprint,
+    }
+
+    def installed(package: str) -> bool:
+        status = fleet.sh(APPTAINER, f"dpkg-query -W -f '${{Status}}' {package}", check=False)
+        return status == "install ok installed"
+
+    try:
+        assert fleet.playbook("--limit", APPTAINER, extra_vars=neurodebian).returncode == 0
+        assert installed("singularity-container") and not installed("apptainer")
+        assert fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/").split() == ["neurodebian.sources"]
+        assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == []
+        assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
+    finally:
+        assert fleet.playbook("--limit", APPTAINER).returncode == 0
+    assert installed("apptainer") and not installed("singularity-container")
+    assert "neurodebian" not in fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/")
+    assert "unstable/main" in fleet.sh(APPTAINER, "apt-cache policy apptainer")
+    assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
