@@ -11,7 +11,7 @@ against the scenario's live hosts (tests/integration/SCENARIO/), and
 destroy. Every pytest test counts as one check, every other step as one.
 
 Jobs (lint, unit, each scenario) run side by side in --lanes lanes (default
-2, SALTANT_FLEET_LANES): they share nothing but the Docker engine. With more
+3, SALTANT_FLEET_LANES): they share nothing but the Docker engine. With more
 than one lane each job's output goes to tests/results/logs/JOB.log, and the
 tail of a failing step's log is printed. The timing of every step goes to
 tests/results/timings.md and is printed at the end, before the last line,
@@ -190,8 +190,8 @@ def main() -> int:
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="Molecule scenario(s) to run")
     parser.add_argument("--keep", action="store_true", help="leave the scenario's hosts up")
-    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "2")),
-                        help="jobs that run side by side (default 2)")
+    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "3")),
+                        help="jobs that run side by side (default 3)")
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
