@@ -10,8 +10,10 @@ prepare, converge, idempotence, verify), the integration tests that run
 against the scenario's live hosts (tests/integration/SCENARIO/), and
 destroy. Every pytest test counts as one check, every other step as one.
 
-Jobs (lint, unit, each scenario) run side by side in --lanes lanes (default
-3, SALTANT_FLEET_LANES): they share nothing but the Docker engine. With more
+Jobs (each scenario, longest first, then unit and lint) run side by side in
+--lanes lanes (default 4, SALTANT_FLEET_LANES): they share nothing but the
+Docker engine, and the machine's cores are busy most when every scenario
+runs at once. With more
 than one lane each job's output goes to tests/results/logs/JOB.log, and the
 tail of a failing step's log is printed. The timing of every step goes to
 tests/results/timings.md and is printed at the end, before the last line,
@@ -159,7 +161,19 @@ def scenario(job: Job, keep: bool) -> None:
             job.run("destroy", ["molecule", "destroy", "-s", name], env)
 
 
-def timing_table(tally: Tally, wall: float) -> str:
+def cpu_seconds() -> tuple[float, float]:
+    """The machine's busy and idle CPU seconds so far (Linux /proc/stat; zeros elsewhere)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # without guest time, which user time counts already
+    return busy / tick, idle / tick
+
+
+def timing_table(tally: Tally, wall: float, cpu: tuple[float, float] = (0.0, 0.0)) -> str:
     """Markdown: one row per job, one column per step, with the job's total."""
     jobs: dict[str, dict[str, float]] = {}
     failed: set[str] = set()
@@ -182,6 +196,9 @@ def timing_table(tally: Tally, wall: float) -> str:
     lines.append("")
     lines.append(f"Wall time {wall:.0f} s ({wall / 60:.1f} min); the jobs' steps add up to {busy:.0f} s"
                  f" ({busy / 60:.1f} min). Seconds; 'other' is lint and unit steps.")
+    if sum(cpu) > 0:
+        lines.append(f"The {os.cpu_count()} cores were busy {100 * cpu[0] / sum(cpu):.0f} % of the wall time"
+                     f" ({cpu[0]:.0f} CPU seconds).")
     return "\n".join(lines) + "\n"
 
 
@@ -190,8 +207,8 @@ def main() -> int:
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="Molecule scenario(s) to run")
     parser.add_argument("--keep", action="store_true", help="leave the scenario's hosts up")
-    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "3")),
-                        help="jobs that run side by side (default 3)")
+    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "4")),
+                        help="jobs that run side by side (default 4)")
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -203,13 +220,14 @@ def main() -> int:
         chosen = args.scenario or SCENARIOS
         ordered = [s for s in EXPECTED_ORDER if s in chosen] + [s for s in chosen if s not in EXPECTED_ORDER]
         work += [(name, lambda job: scenario(job, args.keep)) for name in ordered]
-    if args.only in (None, "lint"):
-        work.append(("lint", lint))
     if args.only in (None, "unit"):
         work.append(("unit", unit))
+    if args.only in (None, "lint"):
+        work.append(("lint", lint))
 
     lanes = max(1, args.lanes)
     started = time.monotonic()
+    cpu_start = cpu_seconds()
 
     def do(item: tuple[str, Callable[[Job], None]]) -> None:
         name, body = item
@@ -223,8 +241,9 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=lanes) as pool:
         list(pool.map(do, work))
     wall = time.monotonic() - started
+    cpu_end = cpu_seconds()
 
-    table = timing_table(tally, wall)
+    table = timing_table(tally, wall, (cpu_end[0] - cpu_start[0], cpu_end[1] - cpu_start[1]))
     (RESULTS / "timings.md").write_text("# Timings of the last run (tests/run.py)\n\n" + table)
     lines = [f"{seconds:8.1f} s  {result:<22} {job}: {step}" for job, step, result, seconds in tally.rows]
     lines.append(f"{wall:8.1f} s  total")
