@@ -51,6 +51,8 @@ docker:
 	@testbed/bin/ensure-docker
 
 images: venv collections docker
+	@# Ansible reaches the test hosts with the ssh client (.config/molecule/config.yml).
+	@command -v ssh >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q openssh-client; }
 	@testbed/bin/build-images $(IMAGES)
 	@testbed/bin/build-broker-image
 

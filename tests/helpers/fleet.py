@@ -2,7 +2,7 @@
 
 The hosts are the scenario's containers; the inventory is the scenario's
 (molecule.yml groups, the demo group_vars, the scenario's host_vars) with
-the community.docker connection, so site.yml runs exactly as in converge.
+Molecule's connection options, so site.yml runs exactly as in converge.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ class Fleet:
                 self.groups.setdefault(group, []).append(platform["name"])
         self.inventory = workdir / "inventory"
         self.inventory.mkdir(parents=True, exist_ok=True)
+        # Reached as Molecule reaches them (its shared provisioner settings).
+        molecule_config = yaml.safe_load((ROOT / ".config" / "molecule" / "config.yml").read_text())
         hosts = {
             "all": {
-                "vars": {"ansible_connection": "community.docker.docker"},
+                "vars": molecule_config["provisioner"]["connection_options"],
                 "children": {g: {"hosts": {h: None for h in hs}} for g, hs in self.groups.items()},
             }
         }
