@@ -39,7 +39,9 @@ all: test
 $(VENV)/.installed: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	@# --no-compile: Python compiles what is imported, on first use; compiling
+	@# all of the ansible package's collections up front costs 18 CPU-s.
+	$(BIN)/pip install --quiet --no-compile -r requirements.txt
 	@touch $@
 
 venv: $(VENV)/.installed
