@@ -39,9 +39,10 @@ all: test
 $(VENV)/.installed: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	@# --no-compile: Python compiles what is imported, on first use; compiling
-	@# all of the ansible package's collections up front costs 18 CPU-s.
-	$(BIN)/pip install --quiet --no-compile -r requirements.txt
+	@# Compiled at install (not --no-compile): where PYTHONDONTWRITEBYTECODE is
+	@# set, as on this CI machine, nothing would cache the byte code and every
+	@# ansible-playbook would compile Ansible again.
+	$(BIN)/pip install --quiet -r requirements.txt
 	@touch $@
 
 venv: $(VENV)/.installed
