@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "results"
 LOGS = RESULTS / "logs"
@@ -144,20 +142,13 @@ def unit(job: Job) -> None:
     job.pytest("test bed and tools", ["tests/unit"])
 
 
-def leftovers(name: str) -> bool:
-    """Whether a container of the scenario's hosts exists (or Docker cannot say)."""
-    spec = yaml.safe_load((ROOT / "molecule" / name / "molecule.yml").read_text())
-    hosts = {platform["name"] for platform in spec.get("platforms", [])}
-    listed = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True)
-    return listed.returncode != 0 or bool(hosts & set(listed.stdout.split()))
-
-
 def scenario(job: Job, keep: bool) -> None:
     name = job.name
     # What the controller serves to the scenario's test bed (testbed).
     env = {"SALTANT_FLEET_CACHE": str(ROOT / ".cache" / "testbed" / name)}
-    if leftovers(name):  # from a run that was stopped before its destroy
-        job.call(["molecule", "destroy", "-s", name], env)
+    # Always: it also resets Molecule's own state of the scenario, which a
+    # stopped run can leave saying "created" with no container behind it.
+    job.call(["molecule", "destroy", "-s", name], env)
     try:
         # `molecule create` runs prepare too.
         for step in ("create", "converge", "idempotence", "verify"):
