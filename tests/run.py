@@ -48,9 +48,17 @@ TAIL_LINES = 150
 @dataclass
 class Tally:
     rows: list[tuple[str, str, str, float]] = field(default_factory=list)
+    # CPU seconds per job: its own processes (the controller side), its test hosts.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
     passed: int = 0
     failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_cpu(self, job: str, controller: float = 0.0, hosts: float = 0.0) -> None:
+        with self.lock:
+            spent = self.cpu.setdefault(job, [0.0, 0.0])
+            spent[0] += controller
+            spent[1] += hosts
 
     def add(self, job: str, step: str, result: str, seconds: float, passed: int, failed: int) -> None:
         with self.lock:
@@ -78,8 +86,13 @@ class Job:
         if self.out is not None:
             self.out.write(f"==> {' '.join(argv)}\n")
             self.out.flush()
-        return subprocess.call(argv, cwd=ROOT, env={**os.environ, **(env or {})},
-                               stdout=self.out, stderr=subprocess.STDOUT if self.out else None)
+        process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})},
+                                   stdout=self.out, stderr=subprocess.STDOUT if self.out else None)
+        # wait4: the CPU time of the command and of every process it waited for.
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        self.tally.add_cpu(self.name, controller=usage.ru_utime + usage.ru_stime)
+        return process.returncode
 
     def tail(self) -> None:
         if self.out is None:
@@ -159,8 +172,31 @@ def scenario(job: Job, keep: bool) -> None:
             if any(tests.glob("test_*.py")):
                 job.pytest("integration", [str(tests)], env={**env, "SALTANT_FLEET_SCENARIO": name})
     finally:
+        job.tally.add_cpu(name, hosts=hosts_cpu_seconds(name))
         if not keep:
             job.run("destroy", ["molecule", "destroy", "-s", name], env)
+
+
+def hosts_cpu_seconds(name: str) -> float:
+    """CPU seconds that the scenario's test hosts (containers) have used so far, from their cgroups."""
+    try:
+        ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"network=saltant-fleet-{name}"],
+                             capture_output=True, text=True, check=False).stdout.split()
+    except OSError:
+        return 0.0
+    total = 0.0
+    for cid in ids:
+        for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
+                            (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6),
+                            (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6)):
+            try:
+                text = Path(path).read_text()
+            except OSError:
+                continue
+            value = text.split()[1] if text.startswith("usage_usec") else text.split()[0]
+            total += int(value) * scale
+            break
+    return total
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -184,8 +220,8 @@ def timing_table(tally: Tally, wall: float, cpu: tuple[float, float] = (0.0, 0.0
         if "FAILED" in result or (" failed" in result and not result.endswith(" 0 failed")):
             failed.add(job)
     lines = [
-        "| job | " + " | ".join(STEPS) + " | other | total |",
-        "| --- | " + " | ".join("---:" for _ in STEPS) + " | ---: | ---: |",
+        "| job | " + " | ".join(STEPS) + " | other | total | CPU-s here | CPU-s hosts |",
+        "| --- | " + " | ".join("---:" for _ in STEPS) + " | ---: | ---: | ---: | ---: |",
     ]
     busy = 0.0
     for job, steps in jobs.items():
@@ -194,10 +230,15 @@ def timing_table(tally: Tally, wall: float, cpu: tuple[float, float] = (0.0, 0.0
         busy += total
         cells = [f"{steps[s]:.0f}" if s in steps else "" for s in STEPS]
         mark = " (failed)" if job in failed else ""
-        lines.append(f"| {job}{mark} | " + " | ".join(cells) + f" | {other:.0f} | {total:.0f} |")
+        here, hosts = tally.cpu.get(job, [0.0, 0.0])
+        hosts_cell = f"{hosts:.0f}" if hosts else ""
+        lines.append(f"| {job}{mark} | " + " | ".join(cells) + f" | {other:.0f} | {total:.0f}"
+                     f" | {here:.0f} | {hosts_cell} |")
     lines.append("")
     lines.append(f"Wall time {wall:.0f} s ({wall / 60:.1f} min); the jobs' steps add up to {busy:.0f} s"
-                 f" ({busy / 60:.1f} min). Seconds; 'other' is lint and unit steps.")
+                 f" ({busy / 60:.1f} min). Seconds; 'other' is lint and unit steps. CPU-s here: the CPU"
+                 " seconds of the job's own processes (Molecule, Ansible, pytest); CPU-s hosts: of its"
+                 " test hosts' containers, until destroy.")
     if sum(cpu) > 0:
         lines.append(f"The {os.cpu_count()} cores were busy {100 * cpu[0] / sum(cpu):.0f} % of the wall time"
                      f" ({cpu[0]:.0f} CPU seconds).")
