@@ -59,6 +59,9 @@ def type_of(option: dict) -> str:
         kind = f"list of {option['elements']}"
     if "choices" in option:
         kind += ": " + ", ".join(f"`{c}`" for c in option["choices"])
+    low, high = option.get("minimum"), option.get("maximum")
+    if low is not None or high is not None:
+        kind += f", {'' if low is None else low}–{'' if high is None else high}"
     return kind
 
 
@@ -68,7 +71,7 @@ def table(options: dict) -> str:
         default = "required" if option.get("required") else show(option.get("default"))
         meaning = text(option.get("description"))
         if option.get("no_log"):
-            meaning += " Secret: keep it in a vault; never logged."
+            meaning += " Never shown in Ansible's output (no_log); keep secrets in a vault."
         suboptions = option.get("options")
         if suboptions:
             keys = ", ".join(
@@ -77,6 +80,19 @@ def table(options: dict) -> str:
             meaning += f" Keys: {keys}."
         rows.append(f"| `{name}` | {type_of(option)} | {default} | {meaning} |")
     return "\n".join(rows)
+
+
+def with_limits(role: Path, options: dict, problems: list[str]) -> dict:
+    """The options with the bounds of meta/value_limits.yml (VARIABLE or VARIABLE.KEY)."""
+    path = role / "meta" / "value_limits.yml"
+    merged = {name: {**option} for name, option in options.items()}
+    for key, limit in (load_yaml(path) if path.exists() else {}).items():
+        name, _, sub = key.partition(".")
+        if name not in merged or (sub and sub not in merged[name].get("options", {})):
+            problems.append(f"{path.relative_to(ROOT)}: {key} is not an option of meta/argument_specs.yml")
+        elif not sub:
+            merged[name].update(limit)
+    return merged
 
 
 def role_problems(role: Path, write: bool) -> list[str]:
@@ -110,7 +126,7 @@ def role_problems(role: Path, write: bool) -> list[str]:
         return problems
     head, rest = current.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    wanted = f"{head}{BEGIN}\n{table(options)}\n{END}{tail}"
+    wanted = f"{head}{BEGIN}\n{table(with_limits(role, options, problems))}\n{END}{tail}"
     if wanted != current:
         if write:
             readme.write_text(wanted)

@@ -6,7 +6,8 @@ Accepted lines:
 - ``KEY=VALUE`` and ``export KEY=VALUE``; whitespace around ``KEY`` and
   ``VALUE`` is ignored;
 - ``VALUE`` may be wrapped in single quotes (taken literally) or double
-  quotes (``\\"`` and ``\\\\`` are unescaped); an unquoted value ends at
+  quotes (``\\"``, ``\\\\`` and ``\\$`` are unescaped, as django-dotenv
+  does, so that one file means the same to both); an unquoted value ends at
   `` #`` (whitespace then ``#``), which starts a comment.
 
 Anything else is an error that names the file and the line number.
@@ -47,7 +48,7 @@ def _unquote(value, path, number):
             )
         inner = value[1:end]
         if quote == '"':
-            inner = re.sub(r'\\(["\\])', r"\1", inner)
+            inner = re.sub(r'\\(["\\$])', r"\1", inner)
         return inner
     return _INLINE_COMMENT.sub("", value).strip()
 
