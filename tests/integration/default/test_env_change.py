@@ -18,7 +18,7 @@ def env_change(fleet):
     before = pid(fleet)
     result = fleet.playbook("--diff", "-v", extra_vars={"saltant_worker_env_extra": {"TESTBED_GREETING": "changed"}})
     yield before, result
-    restored = fleet.playbook("--diff", "-v")
+    restored = fleet.playbook("--diff", "-v", "--tags", "saltant_worker")
     assert restored.returncode == 0
     for secret in fleet.secrets.values():
         assert secret not in restored.stdout + restored.stderr

@@ -58,15 +58,31 @@ def test_changing_queues_restarts_only_that_instance(fleet):
     assert fleet.wait_states(uuid) == ["running", "successful"]
 
 
-def test_removed_instance_is_stopped_and_disabled(fleet):
+ADMIN = "[Service]\nEnvironment=TESTBED_ADMIN_OVERRIDE=kept\n"
+
+
+def test_removed_instance_is_stopped_and_disabled_and_admin_overrides_are_kept(fleet):
+    """The removed instance's unit is stopped, disabled and its settings gone;
+    an administrator's overrides (`systemctl edit` of the template or of an
+    instance) are not the role's and stay."""
     ensure_extra(fleet, wanted=True)
-    default_before = pid(fleet, "default")
-    converge(fleet, [DEFAULT])
     worker = fleet.workers[0]
-    assert fleet.unit_property(worker, "saltant-worker@extra.service", "ActiveState") == "inactive"
-    assert fleet.sh(worker, "systemctl is-enabled saltant-worker@extra.service", check=False).strip() != "enabled"
-    assert fleet.sh(worker, "ls /etc/systemd/system/ | grep -c 'saltant-worker@extra' || true").strip() == "0"
-    assert pid(fleet, "default") == default_before
+    template_dir = "/etc/systemd/system/saltant-worker@.service.d"
+    extra_dir = "/etc/systemd/system/saltant-worker@extra.service.d"
+    for folder in (template_dir, extra_dir):
+        fleet.sh(worker, f"mkdir -p {folder} && printf '{ADMIN}' > {folder}/90-admin.conf")
+    try:
+        default_before = pid(fleet, "default")
+        converge(fleet, [DEFAULT])
+        assert fleet.unit_property(worker, "saltant-worker@extra.service", "ActiveState") == "inactive"
+        assert fleet.sh(worker, "systemctl is-enabled saltant-worker@extra.service", check=False).strip() != "enabled"
+        assert fleet.sh(worker, f"ls {extra_dir}").split() == ["90-admin.conf"]
+        assert fleet.sh(worker, f"ls {template_dir}").split() == ["90-admin.conf"]
+        environment = fleet.unit_property(worker, "saltant-worker@default.service", "Environment")
+        assert "TESTBED_ADMIN_OVERRIDE=kept" in environment
+        assert pid(fleet, "default") == default_before
+    finally:
+        fleet.sh(worker, f"rm -rf {template_dir} {extra_dir} && systemctl daemon-reload")
 
 
 def test_check_mode_on_a_provisioned_host_changes_nothing_and_hides_secrets(fleet):

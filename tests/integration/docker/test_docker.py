@@ -49,8 +49,8 @@ def test_engine_restart_for_new_settings_keeps_a_running_job(fleet):
         assert fleet.wait_states(uuid) == ["running", "successful"]
         assert fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/out.txt").strip() == "survived"
     finally:
-        # Back to the inventory's settings.
-        assert fleet.playbook("--limit", WORKER).returncode == 0
+        # Back to the inventory's settings (only the engine's changed).
+        assert fleet.playbook("--limit", WORKER, "--tags", "docker_engine").returncode == 0
 
 
 def test_docker_ce_key_with_another_fingerprint_is_refused_and_nothing_is_left(fleet):
@@ -72,7 +72,8 @@ def test_docker_ce_key_with_another_fingerprint_is_refused_and_nothing_is_left(f
     # The engine from the distribution is untouched and still runs jobs.
     assert fleet.sh(worker, "dpkg-query -W -f '${Status}' docker.io") == "install ok installed"
     assert fleet.unit_property(worker, "docker.service", "ActiveState") == "active"
-    assert fleet.playbook("--limit", WORKER).returncode == 0
+    # With the inventory's settings the engine's role passes again.
+    assert fleet.playbook("--limit", WORKER, "--tags", "docker_engine").returncode == 0
 
 
 def test_docker_ce_repository_with_the_pinned_key_is_trusted_by_apt(fleet):

@@ -47,7 +47,7 @@ def py39_back_on_its_pin(fleet):
     yield
     head = fleet.sh(PY39, "git -C /opt/saltant-worker/src rev-parse HEAD").strip()
     if head != cache_file(fleet, "saltant.commit"):
-        assert fleet.playbook("--limit", PY39).returncode == 0
+        assert fleet.playbook("--limit", PY39, "--tags", "saltant_worker").returncode == 0
 
 
 def test_a_requirement_set_that_cannot_install_fails_with_a_message(fleet, py39_back_on_its_pin):
@@ -89,11 +89,12 @@ def test_a_worker_that_exits_at_start_fails_the_run_on_its_host(fleet, py39_back
         assert fleet.secrets["vault_testbed_api_token"] not in output
         assert fleet.secrets["vault_testbed_broker_password"] not in output
     finally:
-        restored = fleet.playbook("--limit", PY39)
+        # Only the worker's role changed: it alone puts the host back.
+        restored = fleet.playbook("--limit", PY39, "--tags", "saltant_worker")
         assert restored.returncode == 0
     # Back on the pinned commit, both instances answer and run jobs again.
     assert fleet.unit_property(PY39, "saltant-worker@upstream.service", "ActiveState") == "active"
     uuid = fleet.publish("upstream39", task_class="executable", command_to_run="true",
                          env_vars_list=[], args_dict={}, json_file_option=None)
     assert fleet.wait_states(uuid) == ["running", "successful"]
-    assert changed_zero_for(fleet.playbook("--limit", PY39).stdout, PY39)
+    assert changed_zero_for(fleet.playbook("--limit", PY39, "--tags", "saltant_worker").stdout, PY39)

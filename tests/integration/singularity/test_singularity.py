@@ -38,7 +38,7 @@ def test_neurodebian_key_with_another_fingerprint_is_refused_and_nothing_is_left
     assert fleet.unit_property(NEURO, UNIT, "MainPID") == worker_pid
 
     # Back to the pinned fingerprint: the repository is there again.
-    assert fleet.playbook("--limit", NEURO).returncode == 0
+    assert fleet.playbook("--limit", NEURO, "--tags", "singularity").returncode == 0
     assert "http://singularity-broker:8080/neurodebian trixie/main" in fleet.sh(
         NEURO, "apt-cache policy singularity-container"
     )
@@ -81,7 +81,8 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
         assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == []
         assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
     finally:
-        assert fleet.playbook("--limit", APPTAINER).returncode == 0
+        # Back to the inventory's source (the runtime's role and the worker's).
+        assert fleet.playbook("--limit", APPTAINER, "--tags", "singularity,saltant_worker").returncode == 0
     assert installed("apptainer") and not installed("singularity-container")
     assert "neurodebian" not in fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/")
     assert "unstable/main" in fleet.sh(APPTAINER, "apt-cache policy apptainer")
