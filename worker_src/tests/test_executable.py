@@ -302,3 +302,22 @@ def test_sigterm_terminates_the_job_and_reaches_the_previous_handler(tmpdir):
     assert read_text(marker) == "previous handler called"
     assert wait_for(lambda: not is_running(job_pid), timeout=10)
     assert wait_for(lambda: not is_running(child_pid), timeout=10)
+
+
+@pytest.mark.parametrize("name", ["API_AUTH_TOKEN", "CELERY_BROKER_URL", "ROLLBAR_ACCESS_TOKEN"])
+def test_the_workers_own_secrets_are_refused(dirs, name):
+    environ = {"PATH": os.environ["PATH"], name: "worker-secret", "WANTED": "yes"}
+    with pytest.raises(JobError) as error:
+        run(dirs, "env", env_vars_list=["WANTED", name], environ=environ)
+    assert "env_vars_list names %s, the worker's own secret" % (name,) in str(error.value)
+    assert "worker-secret" not in str(error.value)
+    # Nothing ran.
+    assert not os.path.exists(os.path.join(dirs["logs"], UUID))
+
+
+def test_the_job_starts_in_a_directory_of_its_own_removed_afterwards(dirs):
+    run(dirs, "pwd")
+    cwd = job_log(dirs["logs"], UUID, "stdout").strip()
+    assert os.path.dirname(cwd) == dirs["temp"]
+    assert os.path.basename(cwd).startswith(UUID) and cwd != os.getcwd()
+    assert not os.path.exists(cwd)

@@ -23,3 +23,23 @@ def test_local_modification_stops_the_run_and_is_kept_until_a_forced_checkout(fl
         assert "# local hotfix" not in fleet.sh(worker, f"cat {FILE}")
     finally:
         fleet.sh(worker, "git -C /opt/saltant-worker/src checkout -- .")
+
+
+def test_a_checkout_that_fails_never_shows_the_repository_credentials(fleet):
+    """Credentials in saltant_worker_repo reach git through the checkout's
+    environment only: not in the output (verbose, failing), nor in the
+    checkout's .git/config."""
+    worker = fleet.workers[0]
+    src = "/opt/saltant-worker/src"
+    origin = fleet.sh(worker, f"git -C {src} remote get-url origin").strip()
+    password = "SECRET-git-c0ffee"
+    try:
+        result = fleet.playbook("-v", extra_vars={
+            "saltant_worker_repo": f"https://deploy:{password}@git.invalid/saltant.git"})
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "could not check out https://git.invalid/saltant.git" in output
+        assert password not in output
+        assert password not in fleet.sh(worker, f"cat {src}/.git/config")
+    finally:
+        fleet.sh(worker, f"git -C {src} remote set-url origin {origin}")

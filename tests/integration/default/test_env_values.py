@@ -26,3 +26,28 @@ def test_env_values_reach_jobs_exactly(fleet):
     assert fleet.wait_states(uuid) == ["running", "successful"]
     out = fleet.sh(fleet.workers[0], f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt")
     assert out.split("\x1e") == [ENV_VALUES[n] for n in names]
+
+
+def test_a_job_cannot_ask_for_the_workers_secrets(fleet):
+    uuid = fleet.publish(
+        "thistaskqueue", task_class="executable", command_to_run="env",
+        env_vars_list=["TESTBED_GREETING", "API_AUTH_TOKEN"], args_dict={}, json_file_option=None,
+    )
+    assert fleet.wait_states(uuid) == ["running", "failed"]
+    worker = fleet.workers[0]
+    journal = fleet.sh(worker, f"journalctl -u saltant-worker@default.service -o cat --no-pager --grep {uuid}")
+    assert "env_vars_list names API_AUTH_TOKEN, the worker's own secret" in journal
+    logs = fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/* 2>/dev/null || true")
+    for secret in fleet.secrets.values():
+        assert secret not in logs + journal
+
+
+def test_a_job_starts_in_a_directory_of_its_own(fleet):
+    uuid = fleet.publish(
+        "thistaskqueue", task_class="executable", command_to_run="sh -c 'pwd; ls -A'",
+        env_vars_list=[], args_dict={}, json_file_option=None,
+    )
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    out = fleet.sh(fleet.workers[0], f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt").split("\n")
+    assert out[0].startswith(f"/var/lib/saltant-worker/tmp/{uuid}-") and out[1:] == [""]
+    assert fleet.sh(fleet.workers[0], f"ls -d {out[0]} 2>/dev/null || true").strip() == ""

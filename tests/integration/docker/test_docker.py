@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# worker_src's Docker host; docker-upstream is verified by verify-upstream.yml.
+# worker_src's Docker host; upstream-containers is verified by verify-upstream.yml.
 WORKER = "docker-worker1"
 UNIT = "saltant-worker@containers.service"
 IMAGE = "docker-broker:5000/testbed/busybox:1"

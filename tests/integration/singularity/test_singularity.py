@@ -87,3 +87,13 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
     assert "neurodebian" not in fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/")
     assert "unstable/main" in fleet.sh(APPTAINER, "apt-cache policy apptainer")
     assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
+
+
+def test_a_container_sees_a_working_directory_of_its_own_not_the_workers(fleet):
+    """Singularity binds the job's working directory into the container: it
+    is a fresh directory of the job's, never the code checkout with .env."""
+    uuid = singularity_job(fleet, "singularityqueue", "sh -c 'pwd; ls -A; ls /opt/saltant-worker/src/.env || true'")
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    out = fleet.sh(APPTAINER, f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt").split("\n")
+    assert out[0].startswith(f"/var/lib/saltant-worker/tmp/{uuid}-"), out
+    assert ".env" not in "\n".join(out)

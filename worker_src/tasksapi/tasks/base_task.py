@@ -74,6 +74,7 @@ def run_job(
             singularity_images_directory=settings.WORKER_SINGULARITY_IMAGES_DIRECTORY,
             singularity_pull_timeout=settings.SINGULARITY_PULL_TIMEOUT,
             singularity_pull_retries=settings.SINGULARITY_PULL_RETRIES,
+            temp_directory=settings.WORKER_TEMP_DIRECTORY,
         )
     else:
         raise JobError(

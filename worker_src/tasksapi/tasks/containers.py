@@ -29,6 +29,7 @@ def run_container_job(
     singularity_pull_timeout=None,
     singularity_pull_retries=None,
     environ=None,
+    temp_directory=None,
 ):
     """Run a container job to completion; raise JobError when it fails."""
     uuid = joblogs.check_uuid(uuid)
@@ -60,6 +61,7 @@ def run_container_job(
             pull_timeout=singularity_pull_timeout,
             pull_retries=singularity_pull_retries,
             environ=environ,
+            temp_directory=temp_directory,
         )
     else:
         raise JobError(

@@ -2,7 +2,12 @@
 
 - The job's environment holds only the variables named in ``env_vars_list``
   (copied from the worker's environment; a missing one fails the job before
-  anything runs), plus ``JOB_UUID`` and the worker's ``PATH``.
+  anything runs), plus ``JOB_UUID`` and the worker's ``PATH``. The worker's
+  own secrets (``WORKER_SECRETS``) are never handed over: a job that names
+  one fails, saying so.
+- The job starts in a directory of its own, made for it in the temp
+  directory and removed afterwards, never in the worker's directory (its
+  code and its .env).
 - ``$NAME`` and ``${NAME}`` in the command are expanded from the JOB's
   environment, not the worker's, so worker secrets such as API_AUTH_TOKEN
   never reach a command line; unknown names are left as they are. The result
@@ -36,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
+#: Variables of the worker's .env that give access to the broker, the saltant
+#: server's API or Rollbar: a job's env_vars_list may not name them.
+WORKER_SECRETS = ("CELERY_BROKER_URL", "API_AUTH_TOKEN", "ROLLBAR_ACCESS_TOKEN")
+
 #: Seconds a terminated job gets between SIGTERM and SIGKILL.
 KILL_GRACE = processes.KILL_GRACE
 #: Seconds between checks of a running job.
@@ -52,6 +61,16 @@ def build_job_environment(uuid, env_vars_list, environ=None):
         raise JobError(
             "env_vars_list must be a list of variable names, not %s"
             % (show(env_vars_list),)
+        )
+    secrets = [name for name in names if text(name) in WORKER_SECRETS]
+    if secrets:
+        raise JobError(
+            "env_vars_list names %s, the worker's own secret%s: jobs never get %s"
+            % (
+                ", ".join(text(name) for name in secrets),
+                "s" if len(secrets) > 1 else "",
+                "them" if len(secrets) > 1 else "it",
+            )
         )
     missing = [name for name in names if native_str(name) not in environ]
     if missing:
@@ -112,7 +131,7 @@ def _remove(path):
             logger.warning("could not remove %s: %s", path, exc)
 
 
-def _run(argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval):
+def _run(argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval, cwd=None):
     """Run the job with its output appended to the log files; return its code."""
     with processes.TerminateJobOnSigterm() as guard:
         returncode = processes.run_logged(
@@ -123,6 +142,7 @@ def _run(argv, job_environment, stdout_path, stderr_path, kill_grace, poll_inter
             guard,
             kill_grace=kill_grace,
             poll_interval=poll_interval,
+            cwd=cwd,
         )
     if guard.received is not None:
         # Only reached if the previous handler let this process live on.
@@ -163,9 +183,10 @@ def run_executable_job(
         stdout_path = joblogs.stdout_path(logs_directory, uuid)
         stderr_path = joblogs.stderr_path(logs_directory, uuid)
         logger.info("job %s: running %s", uuid, show(argv))
-        returncode = _run(
-            argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval
-        )
+        with processes.job_directory(temp_directory, uuid) as cwd:
+            returncode = _run(
+                argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval, cwd
+            )
     finally:
         if json_path is not None:
             _remove(json_path)

@@ -13,15 +13,18 @@ Shared by executable jobs, Singularity pulls and Singularity jobs.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import contextlib
 import errno
 import io
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
-from tasksapi.compat import native_str, show, text
+from tasksapi.compat import ensure_directory, native_str, show, text
 from tasksapi.tasks.errors import JobError
 
 logger = logging.getLogger(__name__)
@@ -166,6 +169,22 @@ def wait(
         elif now >= kill_at:
             signal_group(process, signal.SIGKILL)
         time.sleep(poll_interval)
+
+
+@contextlib.contextmanager
+def job_directory(temp_directory, uuid):
+    """A fresh directory, readable by the worker user only, for one job to
+    start in (removed afterwards): jobs never start in the worker's own
+    directory, which holds its code and its .env, and Singularity binds a
+    job's working directory into its container."""
+    if not temp_directory:
+        temp_directory = tempfile.gettempdir()
+    ensure_directory(temp_directory)
+    path = tempfile.mkdtemp(prefix="%s-" % (uuid,), suffix="-work", dir=temp_directory)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_logged(

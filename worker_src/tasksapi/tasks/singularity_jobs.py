@@ -25,7 +25,9 @@ Running it in child processes keeps every step bounded and stoppable:
   fails the job.
 - Otherwise Singularity's defaults apply: the job runs as the worker's user
   and sees what Singularity binds by default (the user's home directory,
-  the current directory, /tmp).
+  the current directory, /tmp). The current directory is a fresh one of the
+  job's own in the temp directory (removed afterwards), never the worker's
+  code checkout with its .env.
 - SIGTERM to this process (Celery's revoke with terminate=True) terminates
   the running pull or job (process group) and stops further tries; the
   signal is then passed on to the previous handler.
@@ -295,6 +297,7 @@ def run_singularity_job(
     retry_delay=PULL_RETRY_DELAY,
     kill_grace=processes.KILL_GRACE,
     poll_interval=processes.POLL_INTERVAL,
+    temp_directory=None,
 ):
     """Run a Singularity job to completion; raise JobError when it fails.
 
@@ -338,16 +341,20 @@ def run_singularity_job(
         if image_path is not None and guard.received is None:
             argv = build_run_argv(runtime, image_path, command, binds, arguments)
             logger.info("job %s: running %s", uuid, show(argv))
-            returncode = processes.run_logged(
-                argv,
-                build_runtime_environment(runtime, environment, environ),
-                stdout_path,
-                stderr_path,
-                guard,
-                kill_grace=kill_grace,
-                poll_interval=poll_interval,
-                what="Singularity command",
-            )
+            # The runtime binds the working directory into the container:
+            # a fresh one of the job's own, never the worker's.
+            with processes.job_directory(temp_directory, uuid) as cwd:
+                returncode = processes.run_logged(
+                    argv,
+                    build_runtime_environment(runtime, environment, environ),
+                    stdout_path,
+                    stderr_path,
+                    guard,
+                    kill_grace=kill_grace,
+                    poll_interval=poll_interval,
+                    what="Singularity command",
+                    cwd=cwd,
+                )
     if guard.received is not None:
         # Only reached if the previous handler let this process live on.
         raise JobTerminated("job terminated (the worker received SIGTERM)")
