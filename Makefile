@@ -36,13 +36,10 @@ IMAGES ?= 11 12 13
 
 all: test
 
-$(VENV)/.installed: requirements.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	@# Compiled at install (not --no-compile): where PYTHONDONTWRITEBYTECODE is
-	@# set, as on this CI machine, nothing would cache the byte code and every
-	@# ansible-playbook would compile Ansible again.
-	$(BIN)/pip install --quiet -r requirements.txt
+# A link to a virtualenv cached outside the clone, one per requirement set
+# (testbed/bin/ensure-venv), so that a fresh clone does not install again.
+$(VENV)/.installed: requirements.txt worker_src/requirements/requirements-worker-python3.txt testbed/bin/ensure-venv
+	@PYTHON=$(PYTHON) testbed/bin/ensure-venv $(VENV) requirements.txt
 	@touch $@
 
 venv: $(VENV)/.installed
