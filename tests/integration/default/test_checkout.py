@@ -10,7 +10,9 @@ def test_local_modification_stops_the_run_and_is_kept_until_a_forced_checkout(fl
     worker = fleet.workers[0]
     fleet.sh(worker, f"echo '# local hotfix' >> {FILE}")
     try:
-        result = fleet.playbook()
+        # The worker's role alone: only its code is concerned (site.yml's
+        # preflight runs with any tags).
+        result = fleet.playbook("--tags", "saltant_worker")
         output = result.stdout + result.stderr
         assert result.returncode != 0
         assert worker in output
@@ -18,7 +20,7 @@ def test_local_modification_stops_the_run_and_is_kept_until_a_forced_checkout(fl
         assert "# local hotfix" in fleet.sh(worker, f"cat {FILE}")
 
         # What the message tells the operator to do discards the change.
-        forced = fleet.playbook(extra_vars={"saltant_worker_force_checkout": True})
+        forced = fleet.playbook("--tags", "saltant_worker", extra_vars={"saltant_worker_force_checkout": True})
         assert forced.returncode == 0
         assert "# local hotfix" not in fleet.sh(worker, f"cat {FILE}")
     finally:
@@ -34,7 +36,7 @@ def test_a_checkout_that_fails_never_shows_the_repository_credentials(fleet):
     origin = fleet.sh(worker, f"git -C {src} remote get-url origin").strip()
     password = "SECRET-git-c0ffee"
     try:
-        result = fleet.playbook("-v", extra_vars={
+        result = fleet.playbook("-v", "--tags", "saltant_worker", extra_vars={
             "saltant_worker_repo": f"https://deploy:{password}@git.invalid/saltant.git"})
         output = result.stdout + result.stderr
         assert result.returncode != 0

@@ -13,7 +13,8 @@ def pid(fleet, name: str) -> str:
 
 
 def converge(fleet, instances):
-    result = fleet.playbook(extra_vars={"saltant_worker_instances": instances})
+    # The worker's role alone: instances are its concern (the preflight runs too).
+    result = fleet.playbook("--tags", "saltant_worker", extra_vars={"saltant_worker_instances": instances})
     assert result.returncode == 0, result.stdout[-3000:]
     return result
 
