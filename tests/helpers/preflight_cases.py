@@ -103,6 +103,12 @@ CASES: dict[str, tuple[dict, str]] = {
         "saltant_worker_api_auth_token holds a line break"),
     "repository with a line break": ({"saltant_worker_repo": f"https://u:{PASSWORD}@git.example.org/s.git\n"},
                                      "saltant_worker_repo holds a line break"),
+    "token with a tab": (
+        {"saltant_worker_api_auth_token": TOKEN + "\tx"},
+        "saltant_worker_api_auth_token holds a line break"),
+    "env extra value with a tab": (
+        {"saltant_worker_env_extra": {"MY_VAR": TOKEN + "\tx"}},
+        "'MY_VAR' must be a single-line string"),
     "S3 secret a number": ({"log_shipper_s3_secret_key": 12345}, "log_shipper_s3_secret_key must be a string"),
     "S3 secret with a line break": (
         {"log_shipper_s3_secret_key": S3_SECRET + "\n"},

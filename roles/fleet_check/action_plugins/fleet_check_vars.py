@@ -36,7 +36,9 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 BOOLEANS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"}
-CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab is allowed
+# Every control character, tab included: the .env quoting filter refuses them
+# all, so a value that reaches it must already have been refused here.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHOWN = 60
 
 
