@@ -7,7 +7,7 @@ Checks: yamllint, ansible-lint (production profile), ruff and the role
 READMEs' variable tables; the pytest unit tests; then, for each Molecule
 scenario (every molecule/*/molecule.yml), its steps one by one (create with
 prepare, converge, idempotence, verify), the integration tests that run
-against the scenario's live hosts (tests/integration/SCENARIO/), and
+against the scenario's live hosts (tests/integration/SCENARIO/ and tests/integration/every_scenario/), and
 destroy. Every pytest test counts as one check, every other step as one.
 
 Jobs (each scenario, longest first, then unit and lint) run side by side in
@@ -168,9 +168,10 @@ def scenario(job: Job, keep: bool) -> None:
             if not job.run(step, ["molecule", step, "-s", name], env):
                 break
         else:
-            tests = ROOT / "tests" / "integration" / name
-            if any(tests.glob("test_*.py")):
-                job.pytest("integration", [str(tests)], env={**env, "SALTANT_FLEET_SCENARIO": name})
+            # The scenario's own tests, and those every scenario runs.
+            tests = [ROOT / "tests" / "integration" / folder for folder in (name, "every_scenario")]
+            job.pytest("integration", [str(t) for t in tests if any(t.glob("test_*.py"))],
+                       env={**env, "SALTANT_FLEET_SCENARIO": name})
     finally:
         job.tally.add_cpu(name, hosts=hosts_cpu_seconds(name))
         if not keep:

@@ -7,7 +7,8 @@ holds each value to its type as the roles use it, before anything changes:
 
 - str: a string (a YAML number must be quoted: 0750 or 1.10 would change);
   no line break or other control character unless the option is ``multiline``;
-- path: such a string that starts with "/";
+- path: such a string that starts with "/", without white space, quotes,
+  backslashes, '%', '$', ';' or '..' (systemd and .env parsers read those);
 - int: an integer, or a string of digits (what ``-e name=value`` gives),
   within the option's ``minimum`` and ``maximum``;
 - bool: true/false, yes/no, on/off (any case), 1/0;
@@ -39,6 +40,7 @@ BOOLEANS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", 
 # Every control character, tab included: the .env quoting filter refuses them
 # all, so a value that reaches it must already have been refused here.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PATH_UNSAFE = re.compile(r"[\s\"'\\%$;]")
 SHOWN = 60
 
 
@@ -103,6 +105,10 @@ class Checker:
             return False
         if not value.startswith("/"):
             self.fail(where, f"must be an absolute path, not {show(value, secret)}")
+            return False
+        if PATH_UNSAFE.search(value) or "/../" in value + "/":
+            self.fail(where, "must be a path without white space, quotes, backslashes, '%', '$', ';' or '..'"
+                      f" (unit files and .env read those specially), not {show(value, secret)}")
             return False
         return True
 
