@@ -193,6 +193,12 @@ CASES: dict[str, tuple[dict, str]] = {
     "short NeuroDebian key fingerprint": (
         {**SINGULARITY, "singularity_neurodebian_key_fingerprint": "2649A5A9"},
         "singularity_neurodebian_key_fingerprint must be 40"),
+    "NeuroDebian key over plain HTTP": (
+        {**SINGULARITY, "singularity_neurodebian_key_url": "http://neuro.debian.net/_static/neuro.debian.net.asc"},
+        "singularity_neurodebian_key_url an https:// URL (got 'http://neuro.debian.net"),
+    "docker key over plain HTTP": (
+        {**DOCKER_CE, "docker_engine_repo_key_url": "http://download.docker.com/linux/debian/gpg"},
+        "docker_engine_repo_key_url an https:// URL (got 'http://download.docker.com"),
     "multi-valued singularity setting": (
         {**SINGULARITY, "singularity_config": {"bind path": ["/scratch", "/data"], "Mount Home": "no"}},
         "check Mount Home, bind path"),

@@ -8,6 +8,7 @@ from celery import Celery
 # app, so that `app.tasks` lists it as soon as the package is imported.
 import tasksapi.tasks.base_task  # noqa: F401
 from saltant import settings
+from saltant.broker_tls import broker_ssl_options
 
 app = Celery("saltant", include=["tasksapi.tasks.base_task"])
 
@@ -29,8 +30,9 @@ app.conf.update(
 )
 
 if settings.RABBITMQ_USES_SSL:
-    # Same as upstream: the amqp library's TLS defaults apply.
-    app.conf.broker_use_ssl = True
+    # The chain against the system's CAs, and the broker's host name (upstream
+    # checks neither: it sets CERT_NONE).
+    app.conf.broker_use_ssl = broker_ssl_options(settings.CELERY_BROKER_URL)
 
 if settings.PROJECT_USES_ROLLBAR:
     from saltant import rollbar_reporting

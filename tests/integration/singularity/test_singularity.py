@@ -17,32 +17,55 @@ def singularity_job(fleet, queue: str, command: str) -> str:
     )
 
 
-def test_neurodebian_key_with_another_fingerprint_is_refused_and_nothing_is_left(fleet):
-    """NeuroDebian's repository with a key whose fingerprint is not the pinned
-    one: the run stops, the key and the repository are gone, the installed
-    runtime and the worker are untouched."""
-    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+def assert_refused_and_nothing_left(fleet, extra_vars: dict, *words: str) -> None:
+    """A run with these settings stops on the NeuroDebian host: the key and
+    the repository are gone, the installed runtime and the worker untouched;
+    back to the inventory's settings, the repository is there again."""
     worker_pid = fleet.unit_property(NEURO, UNIT, "MainPID")
-    result = fleet.playbook("--limit", NEURO, extra_vars={
-        "singularity_neurodebian_key_fingerprint": OTHER_FINGERPRINT,
-    })
+    result = fleet.playbook("--limit", NEURO, extra_vars=extra_vars)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "refusing to trust it" in output
-    assert test_key in output and OTHER_FINGERPRINT in output
+    for word in words:
+        assert word in output
     assert f"No apt repository 'neurodebian' is configured on {NEURO}" in output
-    listing = fleet.sh(NEURO, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split()
-    assert "neurodebian.sources" not in listing and "neurodebian.asc" not in listing
+    listing = fleet.sh(NEURO, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/ /var/lib/saltant-fleet/signed-apt-repo/")
+    assert "neurodebian" not in listing
     assert "singularity-broker:8080" not in fleet.sh(NEURO, "apt-cache policy")
     assert fleet.sh(NEURO, "dpkg-query -W -f '${Status}' singularity-container") == "install ok installed"
     assert fleet.unit_property(NEURO, UNIT, "MainPID") == worker_pid
 
-    # Back to the pinned fingerprint: the repository is there again.
     assert fleet.playbook("--limit", NEURO, "--tags", "singularity").returncode == 0
     assert "http://singularity-broker:8080/neurodebian trixie/main" in fleet.sh(
         NEURO, "apt-cache policy singularity-container"
     )
     assert fleet.wait_states(singularity_job(fleet, "neuroqueue", "true")) == ["running", "successful"]
+
+
+def test_neurodebian_key_with_another_fingerprint_is_refused_and_nothing_is_left(fleet):
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    assert_refused_and_nothing_left(
+        fleet, {"singularity_neurodebian_key_fingerprint": OTHER_FINGERPRINT}, test_key, OTHER_FINGERPRINT)
+
+
+def test_a_key_file_with_the_pinned_key_and_another_is_refused(fleet):
+    """The pinned key with another beside it: apt would trust both, so the
+    file is refused although it holds the pinned key."""
+    test_key = fleet.sh(fleet.broker, "cat /srv/apt/key.fingerprint").strip()
+    assert_refused_and_nothing_left(
+        fleet, {"singularity_neurodebian_key_url": f"https://{fleet.broker}:8443/key-and-another.asc"},
+        "not exactly " + test_key, test_key + ", ")
+
+
+def test_neurodebian_is_pinned_to_the_runtime_package(fleet):
+    """Only singularity-container comes from NeuroDebian: every other package
+    of its archive has pin priority 1, below Debian's own."""
+    policy = fleet.sh(NEURO, "apt-cache policy")
+    lines = policy.splitlines()
+    at = next(i for i, line in enumerate(lines) if "singularity-broker:8080/neurodebian trixie/main" in line)
+    assert lines[at].split()[0] == "1" and "o=NeuroDebian" in lines[at + 1]
+    runtime = fleet.sh(NEURO, "apt-cache policy singularity-container")
+    assert " 500 http://singularity-broker:8080/neurodebian trixie/main" in runtime
 
 
 def test_the_pulled_image_is_reused(fleet):
@@ -66,7 +89,7 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
     neurodebian = {
         "singularity_source": "neurodebian",
         "singularity_neurodebian_mirror": f"http://{fleet.broker}:8080/neurodebian",
-        "singularity_neurodebian_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "singularity_neurodebian_key_url": f"https://{fleet.broker}:8443/key.asc",
         "singularity_neurodebian_key_fingerprint": fingerprint,
     }
 
@@ -78,7 +101,9 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
         assert fleet.playbook("--limit", APPTAINER, extra_vars=neurodebian).returncode == 0
         assert installed("singularity-container") and not installed("apptainer")
         assert fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/").split() == ["neurodebian.sources"]
-        assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == []
+        assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == ["saltant-fleet-singularity"]
+        pin = fleet.sh(APPTAINER, "cat /etc/apt/preferences.d/saltant-fleet-singularity")
+        assert "Pin: release o=NeuroDebian" in pin
         assert fleet.wait_states(singularity_job(fleet, "singularityqueue", "true")) == ["running", "successful"]
     finally:
         # Back to the inventory's source (the runtime's role and the worker's).
