@@ -94,4 +94,5 @@ def test_every_worker_ships_and_the_secret_key_is_not_in_ps_or_the_journal(fleet
         wait_for(fleet, expected(uuid, "secret-check"), seconds=2 * INTERVAL + 2)
         assert secret not in fleet.sh(worker, "ps -eo args")
         assert secret not in fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager")
-        assert fleet.sh(worker, "stat -c '%a %U' /etc/saltant-log-shipper/s3cfg").strip() == "600 saltant"
+        assert fleet.sh(worker, "stat -c '%a %U %G' /etc/saltant-log-shipper/s3cfg").strip() == (
+            "640 root saltant-log-shipper")

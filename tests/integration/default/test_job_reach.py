@@ -10,8 +10,8 @@ PROBES = {
     "replace .env": "cp /opt/saltant-worker/src/.env /opt/saltant-worker/src/.env.new",
     "rename .env": "mv /opt/saltant-worker/src/.env /opt/saltant-worker/src/.env.old",
     "read the s3cmd keys": "cat /etc/saltant-log-shipper/s3cfg",
-    "rewrite the shipper's settings": "echo x >> /etc/saltant-log-shipper/shipper.json",
-    "change the worker's code": "touch /opt/saltant-worker/venv/bin/celery",
+    "rewrite the shipper settings": "echo x >> /etc/saltant-log-shipper/shipper.json",
+    "change the worker code": "touch /opt/saltant-worker/venv/bin/celery",
     "write under /etc": "touch /etc/saltant-job-was-here",
     "write under /usr/local": "touch /usr/local/bin/saltant-job-was-here",
     "write under /home": "touch /home/saltant-job-was-here",
@@ -23,6 +23,7 @@ MAY = {"write in its job directory", "write under the results directory", "write
 
 
 def test_job_code_cannot_reach_secrets_or_code(fleet):
+    assert not any("'" in name or '"' in name for name in PROBES)
     script = "; ".join(
         f"if ({command}) >/dev/null 2>&1; then echo 'done: {name}'; else echo 'refused: {name}'; fi"
         for name, command in PROBES.items()

@@ -61,7 +61,7 @@ def test_docker_ce_key_with_another_fingerprint_is_refused_and_nothing_is_left(f
     result = fleet.playbook("--limit", WORKER, extra_vars={
         "docker_engine_source": "docker-ce",
         "docker_engine_repo_url": f"http://{fleet.broker}:8080/docker",
-        "docker_engine_repo_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "docker_engine_repo_key_url": f"https://{fleet.broker}:8443/key.asc",
     })
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -90,7 +90,7 @@ def test_docker_ce_repository_with_the_pinned_key_is_trusted_by_apt(fleet):
     docker_ce = {
         "docker_engine_source": "docker-ce",
         "docker_engine_repo_url": f"http://{fleet.broker}:8080/docker",
-        "docker_engine_repo_key_url": f"http://{fleet.broker}:8080/key.asc",
+        "docker_engine_repo_key_url": f"https://{fleet.broker}:8443/key.asc",
         "docker_engine_repo_key_fingerprint": test_key,
     }
     playbook = "testbed/docker-ce-repository.yml"

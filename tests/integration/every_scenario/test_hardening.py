@@ -6,8 +6,11 @@ Singularity, with the level saltant_worker_hardening's auto picks."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 LOG_SHIPPER_LIMIT = 2.0
 WORKER_LIMIT = 5.0
@@ -35,9 +38,12 @@ def expected_level(fleet, host: str) -> str:
 @pytest.fixture(scope="module")
 def rated(fleet) -> dict[str, dict[str, float]]:
     found = {host: scores(fleet, host) for host in fleet.workers}
-    for host, units in found.items():
-        for unit, score in sorted(units.items()):
-            print(f"{fleet.scenario} {host} {unit} {score}")
+    # For the README's table: tests/results/hardening-SCENARIO.txt.
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"hardening-{fleet.scenario}.txt").write_text("".join(
+        f"{fleet.scenario} {host} {expected_level(fleet, host)} {unit} {score}\n"
+        for host, units in found.items() for unit, score in sorted(units.items())
+    ))
     return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 APPTAINER = "singularity-worker1"
 NEURO = "singularity-neuro"
 UNIT = "saltant-worker@containers.service"
@@ -64,8 +66,9 @@ def test_neurodebian_is_pinned_to_the_runtime_package(fleet):
     lines = policy.splitlines()
     at = next(i for i, line in enumerate(lines) if "singularity-broker:8080/neurodebian trixie/main" in line)
     assert lines[at].split()[0] == "1" and "o=NeuroDebian" in lines[at + 1]
+    # The installed version's own priority is the package pin's 500.
     runtime = fleet.sh(NEURO, "apt-cache policy singularity-container")
-    assert " 500 http://singularity-broker:8080/neurodebian trixie/main" in runtime
+    assert re.search(r"\*\*\* \S+ 500\n\s+1 http://singularity-broker:8080/neurodebian trixie/main", runtime), runtime
 
 
 def test_the_pulled_image_is_reused(fleet):
