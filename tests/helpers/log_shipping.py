@@ -96,3 +96,30 @@ def test_every_worker_ships_and_the_secret_key_is_not_in_ps_or_the_journal(fleet
         assert secret not in fleet.sh(worker, f"journalctl -u {UNIT} -o cat --no-pager")
         assert fleet.sh(worker, "stat -c '%a %U %G' /etc/saltant-log-shipper/s3cfg").strip() == (
             "640 root saltant-log-shipper")
+
+
+def test_stopping_the_target_stops_the_workers_first_and_ships_their_last_logs(fleet):
+    """`systemctl stop saltant-worker.target`: the worker finishes its running
+    job (warm shutdown), then the log shipper stops, and its final cycle
+    ships the job's last line."""
+    worker = fleet.workers[0]
+    uuid = fleet.publish(fleet.queue_of(worker), task_class="executable",
+                         command_to_run="sh -c 'echo first line; sleep 6; echo last line'",
+                         env_vars_list=[], args_dict={}, json_file_option=None)
+    assert fleet.wait_states(uuid, until=("running",)) == ["running"]
+    cursor = fleet.sh(worker, "journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p'").strip()
+    try:
+        fleet.sh(worker, "systemctl stop saltant-worker.target")
+        assert fleet.wait_states(uuid, timeout=5) == ["running", "successful"]
+        assert objects(fleet).get(f"{uuid}/{uuid}-stdout.txt") == "first line\nlast line\n"
+        stopped = fleet.sh(worker, f"journalctl -o cat --no-pager --after-cursor '{cursor}' "
+                                   f"-u {UNIT} -u 'saltant-worker@*' | grep -n -e 'Stopped' -e 'final cycle done'")
+        order = [line.split(":", 1)[1] for line in stopped.splitlines()]
+        shipper_done = next(i for i, line in enumerate(order) if "final cycle done" in line)
+        workers_stopped = [i for i, line in enumerate(order) if "saltant Celery worker" in line]
+        assert workers_stopped and max(workers_stopped) < shipper_done, order
+    finally:
+        fleet.sh(worker, "systemctl start saltant-worker.target")
+    assert fleet.unit_property(worker, UNIT, "ActiveState") == "active"
+    instances = fleet.sh(worker, "systemctl list-units --plain --no-legend --state=active 'saltant-worker@*'")
+    assert instances.strip(), "the target started no worker instance"

@@ -197,6 +197,11 @@ CASES: dict[str, tuple[dict, str]] = {
     "short NeuroDebian key fingerprint": (
         {**SINGULARITY, "singularity_neurodebian_key_fingerprint": "2649A5A9"},
         "singularity_neurodebian_key_fingerprint must be 40"),
+    "s3cmd setting the role writes": (
+        {"log_shipper_s3cmd_extra_config": {"socket_timeout": 5}},
+        "log_shipper_s3cmd_extra_config has [\"socket_timeout\"]"),
+    "multipart chunk below S3's minimum": (
+        {"log_shipper_s3cmd_multipart_chunk_mb": 1}, "log_shipper_s3cmd_multipart_chunk_mb is 1"),
     "NeuroDebian key over plain HTTP": (
         {**SINGULARITY, "singularity_neurodebian_key_url": "http://neuro.debian.net/_static/neuro.debian.net.asc"},
         "singularity_neurodebian_key_url an https:// URL (got 'http://neuro.debian.net"),

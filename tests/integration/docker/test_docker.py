@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 # worker_src's Docker host; upstream-containers is verified by verify-upstream.yml.
 WORKER = "docker-worker1"
 UNIT = "saltant-worker@containers.service"
@@ -115,3 +118,34 @@ def test_docker_ce_repository_with_the_pinned_key_is_trusted_by_apt(fleet):
         assert fleet.playbook("--limit", WORKER, playbook=playbook).returncode == 0
     listing = fleet.sh(worker, "ls /etc/apt/sources.list.d/ /etc/apt/keyrings/").split()
     assert "docker.sources" not in listing and "docker.asc" not in listing
+
+
+def test_a_job_that_locks_its_log_directory_never_stops_the_shipping(fleet):
+    """A Docker job runs as root in its container and makes its own log
+    directory unreadable: the log shipper says so once, keeps running, and
+    the next job's logs still ship."""
+    host, queue = "upstream-containers", "upstreamcontainers"
+    image = "docker-broker:5000/testbed/busybox:1"
+
+    def job(command: str) -> str:
+        uuid = fleet.publish(
+            queue, task_class="container", container_type="docker", container_image=image,
+            command_to_run=command, env_vars_list=[], args_dict={}, logs_path="/logs", results_path="/results",
+        )
+        states = fleet.wait_states(uuid, timeout=180)
+        # The locking job may fail: its worker can no longer write there either.
+        assert states[-1] in ("successful", "failed") if "chmod" in command else states == ["running", "successful"]
+        return uuid
+
+    shipper_pid = fleet.unit_property(host, "saltant-log-shipper.service", "MainPID")
+    locked = job("sh -c 'echo hidden > /logs/out.txt; chown 0:0 /logs; chmod 700 /logs'")
+    after = job("sh -c 'echo after the locked one > /logs/out.txt'")
+    deadline = time.monotonic() + 30
+    while json.loads(fleet.sh(fleet.broker, "/opt/testbed/s3_tool.py objects saltant-logs")).get(
+            f"{after}/out.txt") != "after the locked one\n":
+        assert time.monotonic() < deadline, "the next job's log did not ship"
+        time.sleep(1)
+    journal = fleet.sh(host, "journalctl -u saltant-log-shipper -o cat --no-pager --since '-5min'")
+    assert journal.count(f"cannot read the job directory /var/lib/saltant-worker/logs/{locked}") == 1
+    assert fleet.unit_property(host, "saltant-log-shipper.service", "MainPID") == shipper_pid
+    fleet.sh(host, f"rm -rf /var/lib/saltant-worker/logs/{locked}")
