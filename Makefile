@@ -13,7 +13,8 @@
 #                   against a real S3 API, recap parser)
 #   make images     build the test bed's images: the systemd base images and
 #                   the broker host's (rebuilt only when their recipes change)
-#   make bench      log shipping benchmark (bench/results/log-shipping.md)
+#   make bench      log shipping benchmarks: many jobs (bench/results/log-shipping.md)
+#                   and a log growing to 100 MiB over 10 min (growing-log.md)
 #
 # Both demo and test install what they need: a virtualenv for the control
 # node (.venv, from requirements.txt), the collections of requirements.yml,
@@ -70,6 +71,7 @@ test: images
 
 bench: venv
 	@$(BIN)/python bench/log_shipping.py
+	@$(BIN)/python bench/growing_log.py
 
 demo: venv collections docker
 	@testbed/bin/build-images 12
