@@ -101,7 +101,8 @@ def test_every_worker_ships_and_the_secret_key_is_not_in_ps_or_the_journal(fleet
 def test_stopping_the_target_stops_the_workers_first_and_ships_their_last_logs(fleet):
     """`systemctl stop saltant-worker.target`: the worker finishes its running
     job (warm shutdown), then the log shipper stops, and its final cycle
-    ships the job's last line."""
+    ships the job's last line. (systemctl returns once the target is
+    stopped, at once: the units stop after it, in that order.)"""
     worker = fleet.workers[0]
     uuid = fleet.publish(fleet.queue_of(worker), task_class="executable",
                          command_to_run="sh -c 'echo first line; sleep 6; echo last line'",
@@ -110,6 +111,10 @@ def test_stopping_the_target_stops_the_workers_first_and_ships_their_last_logs(f
     cursor = fleet.sh(worker, "journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p'").strip()
     try:
         fleet.sh(worker, "systemctl stop saltant-worker.target")
+        deadline = time.monotonic() + 90
+        while fleet.unit_property(worker, UNIT, "ActiveState") not in ("inactive", "failed"):
+            assert time.monotonic() < deadline, "the log shipper did not stop"
+            time.sleep(0.5)
         assert fleet.wait_states(uuid, timeout=5) == ["running", "successful"]
         assert objects(fleet).get(f"{uuid}/{uuid}-stdout.txt") == "first line\nlast line\n"
         stopped = fleet.sh(worker, f"journalctl -o cat --no-pager --after-cursor '{cursor}' "

@@ -124,28 +124,18 @@ def test_a_job_that_locks_its_log_directory_never_stops_the_shipping(fleet):
     """A Docker job runs as root in its container and makes its own log
     directory unreadable: the log shipper says so once, keeps running, and
     the next job's logs still ship."""
-    host, queue = "upstream-containers", "upstreamcontainers"
-    image = "docker-broker:5000/testbed/busybox:1"
-
-    def job(command: str) -> str:
-        uuid = fleet.publish(
-            queue, task_class="container", container_type="docker", container_image=image,
-            command_to_run=command, env_vars_list=[], args_dict={}, logs_path="/logs", results_path="/results",
-        )
-        states = fleet.wait_states(uuid, timeout=180)
-        # The locking job may fail: its worker can no longer write there either.
-        assert states[-1] in ("successful", "failed") if "chmod" in command else states == ["running", "successful"]
-        return uuid
-
-    shipper_pid = fleet.unit_property(host, "saltant-log-shipper.service", "MainPID")
-    locked = job("sh -c 'echo hidden > /logs/out.txt; chown 0:0 /logs; chmod 700 /logs'")
-    after = job("sh -c 'echo after the locked one > /logs/out.txt'")
+    shipper_pid = fleet.unit_property(WORKER, "saltant-log-shipper.service", "MainPID")
+    locked = container_job(fleet, "sh -c 'echo hidden > /logs/out.txt; chown 0:0 /logs; chmod 700 /logs'")
+    # The locking job may fail: its worker can no longer write there either.
+    assert fleet.wait_states(locked)[-1:] in (["successful"], ["failed"])
+    after = container_job(fleet, "sh -c 'echo after the locked one > /logs/out.txt'")
+    assert fleet.wait_states(after) == ["running", "successful"]
     deadline = time.monotonic() + 30
     while json.loads(fleet.sh(fleet.broker, "/opt/testbed/s3_tool.py objects saltant-logs")).get(
             f"{after}/out.txt") != "after the locked one\n":
         assert time.monotonic() < deadline, "the next job's log did not ship"
         time.sleep(1)
-    journal = fleet.sh(host, "journalctl -u saltant-log-shipper -o cat --no-pager --since '-5min'")
+    journal = fleet.sh(WORKER, "journalctl -u saltant-log-shipper -o cat --no-pager --since '-5min'")
     assert journal.count(f"cannot read the job directory /var/lib/saltant-worker/logs/{locked}") == 1
-    assert fleet.unit_property(host, "saltant-log-shipper.service", "MainPID") == shipper_pid
-    fleet.sh(host, f"rm -rf /var/lib/saltant-worker/logs/{locked}")
+    assert fleet.unit_property(WORKER, "saltant-log-shipper.service", "MainPID") == shipper_pid
+    fleet.sh(WORKER, f"rm -rf /var/lib/saltant-worker/logs/{locked}")

@@ -18,9 +18,11 @@ SCORE = re.compile(r"Overall exposure level for (\S+): ([0-9.]+)")
 
 
 def scores(fleet, host: str) -> dict[str, float]:
+    # Loaded units only: the worker's After= names the shipper's unit on
+    # hosts that do not have it too.
     units = fleet.sh(
         host, "systemctl list-units --all --plain --no-legend --type=service "
-        "'saltant-worker@*' saltant-log-shipper.service | awk '{print $1}'"
+        "'saltant-worker@*' saltant-log-shipper.service | awk '$2 == \"loaded\" {print $1}'"
     ).split()
     found = {}
     for unit in units:
