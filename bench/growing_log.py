@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import shutil
 import signal
@@ -35,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results_file import write_results  # noqa: E402
 from testbed.s3.server import S3Server  # noqa: E402
 
 PROGRAM = ROOT / "roles" / "log_shipper" / "files" / "saltant_log_shipper.py"
@@ -183,13 +183,7 @@ def main() -> int:
         result = run(args.size_mib, args.minutes, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    table = report(result)
-    header = (f"# Growing log benchmark\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{platform.node()}, Python {platform.python_version()}, s3cmd and moto server on this machine.\n\n")
-    print(table)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "growing-log.md").write_text(header + table + "\n")
-    (args.output / "growing-log.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.output, "growing-log", "Growing log benchmark", report(result), result)
     return 0
 
 

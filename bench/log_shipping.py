@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +35,7 @@ sys.path.insert(0, str(ROOT / "roles" / "log_shipper" / "files"))
 
 from saltant_log_shipper import Settings, Shipper  # noqa: E402
 
+from bench.results_file import write_results  # noqa: E402
 from testbed.s3.server import S3Server  # noqa: E402
 
 BUCKET = "saltant-logs"
@@ -154,14 +153,7 @@ def main() -> int:
             results.append(run_size(count, workdir))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-    table = report(results)
-    header = (f"# Log shipping benchmark\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{platform.node()}, Python {platform.python_version()}, s3cmd and moto server on this machine.\n\n")
-    print(table)
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "log-shipping.md").write_text(header + table + "\n")
-    (args.output / "log-shipping.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {args.output / 'log-shipping.md'}")
+    write_results(args.output, "log-shipping", "Log shipping benchmark", report(results), results)
     return 0
 
 
