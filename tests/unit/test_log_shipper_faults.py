@@ -53,11 +53,6 @@ def wait_for(condition, seconds: float = 30, shipper: Program | None = None) -> 
 
 
 @pytest.fixture
-def shared_dir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture
 def s3(tmp_path: Path) -> Iterator[S3Server]:
     server = S3Server(tmp_path).start()
     server.make_bucket(BUCKET)
@@ -102,11 +97,11 @@ class Program:
 
 
 @pytest.fixture
-def program(s3: S3Server, shared_dir: Path) -> Iterator:
+def program(s3: S3Server, tmp_path: Path) -> Iterator:
     started: list[Program] = []
 
     def start(logs: Path) -> Program:
-        started.append(Program(s3, logs, shared_dir))
+        started.append(Program(s3, logs, tmp_path))
         return started[-1]
 
     yield start
@@ -115,8 +110,8 @@ def program(s3: S3Server, shared_dir: Path) -> Iterator:
             running.process.kill()
 
 
-def logs_of(shared_dir: Path) -> Path:
-    logs = shared_dir / "logs"
+def logs_of(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
     logs.mkdir()
     return logs
 
@@ -125,8 +120,8 @@ def key(uuid: str) -> str:
     return f"{uuid}/{uuid}-stdout.txt"
 
 
-def test_an_unreadable_job_directory_is_skipped_and_said_once(s3, shared_dir, program):
-    logs = logs_of(shared_dir)
+def test_an_unreadable_job_directory_is_skipped_and_said_once(s3, tmp_path, program):
+    logs = logs_of(tmp_path)
     bad = write_job(logs, BAD)
     stranger_owns(bad, 0o700)  # as a container running as root may leave it
     write_job(logs, GOOD, "good\n")
@@ -140,8 +135,8 @@ def test_an_unreadable_job_directory_is_skipped_and_said_once(s3, shared_dir, pr
     assert shipper.stop() == 0
 
 
-def test_an_unreadable_file_is_skipped_and_its_neighbour_ships(s3, shared_dir, program):
-    logs = logs_of(shared_dir)
+def test_an_unreadable_file_is_skipped_and_its_neighbour_ships(s3, tmp_path, program):
+    logs = logs_of(tmp_path)
     job = write_job(logs, BAD, "readable\n")
     secret = job / f"{BAD}-stderr.txt"
     stranger_owns(secret, 0o600)
@@ -159,13 +154,13 @@ def test_an_unreadable_file_is_skipped_and_its_neighbour_ships(s3, shared_dir, p
     assert shipper.stop() == 0
 
 
-def test_a_missing_logs_directory_is_waited_for(s3, shared_dir, program):
-    logs = shared_dir / "logs"
+def test_a_missing_logs_directory_is_waited_for(s3, tmp_path, program):
+    logs = tmp_path / "logs"
     shipper = program(logs)
     wait_for(lambda: "cannot read the logs directory" in shipper.log(), shipper=shipper)
     time.sleep(1)
     assert shipper.alive()
-    logs_of(shared_dir)
+    logs_of(tmp_path)
     write_job(logs, GOOD, "after the wait\n")
     wait_for(lambda: key(GOOD) in s3.objects(BUCKET), shipper=shipper)
     assert s3.objects(BUCKET)[key(GOOD)] == b"after the wait\n"

@@ -242,26 +242,36 @@ class Shipper:
     def due_for_reconcile(self) -> bool:
         return self.last_reconcile is None or self.clock() - self.last_reconcile >= self.settings.full_interval
 
-    def logs_dir_ready(self) -> bool:
-        """Whether the logs directory can be read; if not, say so once and wait."""
+    def logs_dir_mtime(self) -> int | None:
+        """The logs directory's modification time, or None (said once) while it cannot be read."""
         try:
-            os.stat(self.settings.logs_dir)
-            with os.scandir(self.settings.logs_dir):
-                pass
+            return os.stat(self.settings.logs_dir).st_mtime_ns
         except OSError as exc:
-            self.faults.report(self.settings.logs_dir, f"cannot read the logs directory ({exc.strerror}); waiting")
-            return False
+            self.logs_dir_fault(exc)
+            return None
+
+    def logs_dir_fault(self, exc: OSError) -> None:
+        self.faults.report(self.settings.logs_dir, f"cannot read the logs directory ({exc.strerror}); waiting")
+
+    def list_job_dirs(self) -> list[str] | None:
+        """The job directories, or None (said once) while the logs directory cannot be read."""
+        try:
+            with os.scandir(self.settings.logs_dir) as entries:
+                names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError as exc:
+            self.logs_dir_fault(exc)
+            return None
         self.faults.clear(self.settings.logs_dir)
-        return True
+        return names
 
     def reconcile(self) -> int:
         """List the bucket once and ship every file whose object is missing or differs in size."""
-        if not self.logs_dir_ready():
-            return 0
         started = self.clock()
-        root_mtime = os.stat(self.settings.logs_dir).st_mtime_ns
+        root_mtime = self.logs_dir_mtime()
+        names = self.list_job_dirs() if root_mtime is not None else None
+        if names is None:
+            return 0
         remote = self.s3.sizes(self.settings.destination)
-        names = self.list_job_dirs()
         recent = started - self.settings.settle
         self.open = {}
         jobs: dict[str, JobDir] = {}
@@ -293,9 +303,8 @@ class Shipper:
     def cycle(self, final: bool = False) -> int:
         """Ship what changed in the open job directories; return files uploaded."""
         self.stats["cycles"] += 1
-        if not self.logs_dir_ready():
+        if not self.discover():
             return 0
-        self.discover()
         return self.ship_open(final)
 
     def ship_open(self, final: bool) -> int:
@@ -328,9 +337,8 @@ class Shipper:
                 continue
             # Files that failed before go one by one: one bad file never
             # holds back the others.
-            batches = [[f] for f in small if job.files[f].failures] + (
-                [[f for f in small if not job.files[f].failures]] if any(not job.files[f].failures for f in small)
-                else [])
+            fresh = [f for f in small if not job.files[f].failures]
+            batches = [[f] for f in small if job.files[f].failures] + ([fresh] if fresh else [])
             for batch in batches:
                 try:
                     self.s3.put(os.path.join(self.settings.logs_dir, name), batch,
@@ -456,27 +464,25 @@ class Shipper:
         self.known.discard(name)
         self.faults.forget(name)
 
-    def discover(self) -> None:
-        """Open job directories created since the last look (cheap when none)."""
-        try:
-            root_mtime = os.stat(self.settings.logs_dir).st_mtime_ns
-        except OSError:
-            return
+    def discover(self) -> bool:
+        """Open job directories created since the last look: one stat when there are none.
+
+        False while the logs directory cannot be read (it is waited for;
+        what is known of it is kept)."""
+        root_mtime = self.logs_dir_mtime()
+        if root_mtime is None:
+            return False
         if root_mtime == self.root_mtime:
-            return
+            return True
         names = self.list_job_dirs()
+        if names is None:
+            return False
         for name in names:
             if name not in self.known:
                 self.open.setdefault(name, JobDir(changed_at=self.clock()))
         self.known = set(names)
         self.root_mtime = root_mtime
-
-    def list_job_dirs(self) -> list[str]:
-        try:
-            with os.scandir(self.settings.logs_dir) as entries:
-                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-        except OSError:
-            return []
+        return True
 
     # --- retention -----------------------------------------------------------
 
