@@ -54,5 +54,5 @@ def test_switching_python_rebuilds_the_environment_and_restarts(fleet):
         assert fleet.playbook("--limit", PY27, "--tags", "saltant_worker").returncode == 0
     assert fleet.sh(PY27, f"ls {VENV}/lib").split() == ["python2.7"]
     assert job_python(fleet, "py2queue").startswith("Python 2.7.")
-    again = fleet.playbook("--limit", PY27, "--tags", "saltant_worker")
+    again = fleet.playbook("--limit", PY27, "--tags", "saltant_worker", extra_vars={"fleet_state_full_run": True})
     assert again.returncode == 0 and re.search(rf"{PY27}\s+: ok=\d+\s+changed=0\s", again.stdout)

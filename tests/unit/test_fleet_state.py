@@ -1,0 +1,105 @@
+"""The fleet_state role's record keeper: what it records, and what it calls drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROGRAM = Path(__file__).resolve().parents[2] / "roles" / "fleet_state" / "files" / "saltant_fleet_state.py"
+spec = importlib.util.spec_from_file_location("saltant_fleet_state", PROGRAM)
+state = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(state)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> dict:
+    etc = tmp_path / "etc"
+    (etc / "unit.d").mkdir(parents=True)
+    (etc / "unit.d" / "50-instance.conf").write_text("[Service]\n")
+    (etc / "app.env").write_text("A=1\n")
+    os.chmod(etc / "app.env", 0o640)
+    (etc / "link").symlink_to("app.env")
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "celery-5.3.6.dist-info").mkdir()
+    repo = tmp_path / "src"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True)
+    (repo / "README").write_text("hello\n")
+    subprocess.run(git + ["add", "README"], check=True)
+    subprocess.run(git + ["commit", "-qm", "one"], check=True)
+    spec = {
+        "paths": [str(etc / "app.env"), str(etc / "link"), str(etc / "missing")],
+        "globs": [str(etc / "*.env")],
+        "trees": [str(etc / "unit.d")],
+        "listings": [str(tmp_path / "venv" / "lib" / "python*" / "site-packages")],
+        "git": [str(repo)],
+        "accounts": {"users": ["root"], "groups": ["root"]},
+    }
+    return {"root": tmp_path, "etc": etc, "site": site, "repo": repo, "spec": spec}
+
+
+def record(state_dir: Path, spec: dict, digest: str = "d1", monkeypatch=None) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"digest": digest, "spec": spec})))
+    state.record(str(state_dir))
+
+
+def test_an_untouched_host_is_intact_and_the_record_is_private(host, monkeypatch, capsys):
+    state_dir = host["root"] / "state"
+    record(state_dir, host["spec"], monkeypatch=monkeypatch)
+    assert oct(os.stat(state_dir).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(state_dir / "applied.json").st_mode & 0o777) == "0o600"
+    assert state.fact(str(state_dir)) == {"digest": "d1", "intact": True, "drift": []}
+
+
+@pytest.mark.parametrize(
+    "change, drift",
+    [
+        (lambda h: (h["etc"] / "app.env").write_text("A=2\n"), "paths {etc}/app.env"),
+        (lambda h: os.chmod(h["etc"] / "app.env", 0o644), "paths {etc}/app.env"),
+        (lambda h: (h["etc"] / "app.env").unlink(), "paths {etc}/app.env"),
+        (lambda h: (h["etc"] / "missing").write_text(""), "paths {etc}/missing"),
+        (lambda h: ((h["etc"] / "link").unlink(), (h["etc"] / "link").symlink_to("/etc/passwd")), "paths {etc}/link"),
+        (lambda h: (h["etc"] / "other.env").write_text(""), "globs {etc}/*.env"),
+        (lambda h: (h["etc"] / "unit.d" / "90-admin.conf").write_text(""), "trees {etc}/unit.d"),
+        (lambda h: (h["etc"] / "unit.d" / "50-instance.conf").write_text("x"), "trees {etc}/unit.d"),
+        (lambda h: (h["site"] / "celery-5.3.6.dist-info").rename(h["site"] / "celery-5.4.0.dist-info"),
+         "listings {site}"),
+        (lambda h: (h["repo"] / "README").write_text("changed\n"), "git {repo}"),
+    ],
+)
+def test_each_kind_of_change_is_drift(host, monkeypatch, change, drift):
+    state_dir = host["root"] / "state"
+    record(state_dir, host["spec"], monkeypatch=monkeypatch)
+    change(host)
+    seen = state.fact(str(state_dir))
+    assert seen["intact"] is False
+    assert drift.format(etc=host["etc"], site=host["site"], repo=host["repo"]) in seen["drift"]
+
+
+def test_no_record_or_a_broken_one_means_a_full_run(host, monkeypatch):
+    state_dir = host["root"] / "state"
+    assert state.fact(str(state_dir))["intact"] is False
+    record(state_dir, host["spec"], monkeypatch=monkeypatch)
+    (state_dir / "applied.json").write_text("{not json")
+    assert state.fact(str(state_dir)) == {"digest": "", "intact": False, "drift": ["no record of a complete run"]}
+
+
+def test_the_fact_command_prints_json_and_never_fails(host, monkeypatch):
+    state_dir = host["root"] / "state"
+    record(state_dir, host["spec"], monkeypatch=monkeypatch)
+    data = json.loads((state_dir / "applied.json").read_text())
+    del data["observed"]  # a record this version cannot read
+    (state_dir / "applied.json").write_text(json.dumps(data))
+    out = subprocess.run([sys.executable, str(PROGRAM), "fact", str(state_dir)],
+                         check=True, capture_output=True, text=True).stdout
+    seen = json.loads(out)
+    assert seen["intact"] is False and seen["drift"][0].startswith("cannot check:")
