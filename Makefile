@@ -1,8 +1,12 @@
 # saltant-fleet: provision Celery worker fleets for saltant with Ansible.
 #
-#   make demo       bring up a local fleet (broker + worker containers),
-#                   provision it with site.yml and run a sample job
-#   make demo-job   run another sample job on the demo fleet
+#   make demo       bring up a local fleet (a broker host and three workers
+#                   with different queues and runtimes, one with two
+#                   instances), provision it with site.yml, publish a few
+#                   jobs to each queue and print where each ran, its states
+#                   and its S3 log keys
+#   make demo-job   publish those jobs again
+#   make demo-status  the fleet status table (playbooks/status.yml)
 #   make demo-down  remove the demo fleet
 #   make test       everything CI checks; ends with "N passed, N failed"
 #   make lint       yamllint, ansible-lint (production profile), ruff, and the
@@ -13,8 +17,11 @@
 #                   against a real S3 API, recap parser)
 #   make images     build the test bed's images: the systemd base images and
 #                   the broker host's (rebuilt only when their recipes change)
-#   make bench      log shipping benchmarks: many jobs (bench/results/log-shipping.md)
-#                   and a log growing to 100 MiB over 10 min (growing-log.md)
+#   make bench      benchmarks: site.yml on 1, 2 and 4 hosts against a no-op
+#                   playbook (bench/results/converge.md, also make
+#                   bench-converge); log shipping of many jobs
+#                   (log-shipping.md) and of a log growing to 100 MiB over
+#                   10 min (growing-log.md)
 #
 # Both demo and test install what they need: a virtualenv for the control
 # node (.venv, from requirements.txt), the collections of requirements.yml,
@@ -33,7 +40,7 @@ export PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 
 IMAGES ?= 11 12 13
 
-.PHONY: all venv collections docker images lint docs unit test bench demo demo-job demo-down clean
+.PHONY: all venv collections docker images lint docs unit test bench bench-converge demo demo-job demo-status demo-down clean
 
 all: test
 
@@ -69,17 +76,23 @@ unit: venv
 test: images
 	@$(BIN)/python tests/run.py
 
-bench: venv
+bench: venv bench-converge
 	@$(BIN)/python bench/log_shipping.py
 	@$(BIN)/python bench/growing_log.py
 
+bench-converge: images
+	@$(BIN)/python bench/converge.py
+
 demo: venv collections docker
-	@testbed/bin/build-images 12
+	@testbed/bin/build-images 11 12
 	@testbed/bin/build-broker-image
 	@testbed/bin/demo up
 
 demo-job: venv collections
 	@testbed/bin/demo job
+
+demo-status: venv collections
+	@testbed/bin/demo status
 
 demo-down: venv
 	@testbed/bin/demo down

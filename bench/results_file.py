@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 
-def write_results(output: Path, name: str, title: str, table: str, data: object) -> Path:
+def write_results(output: Path, name: str, title: str, table: str, data: object,
+                  setup: str = "s3cmd and moto server on this machine") -> Path:
     header = (f"# {title}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{platform.node()}, Python {platform.python_version()}, s3cmd and moto server on this machine.\n\n")
+              f"{platform.node()}, Python {platform.python_version()}, {setup}.\n\n")
     print(table)
     output.mkdir(parents=True, exist_ok=True)
     (output / f"{name}.md").write_text(header + table + "\n")

@@ -11,7 +11,7 @@ against the scenario's live hosts (tests/integration/SCENARIO/ and tests/integra
 destroy. Every pytest test counts as one check, every other step as one.
 
 Jobs (each scenario, longest first, then unit and lint) run side by side in
---lanes lanes (default 4, SALTANT_FLEET_LANES): they share nothing but the
+--lanes lanes (default 5, SALTANT_FLEET_LANES): they share nothing but the
 Docker engine, and the machine's cores are busy most when every scenario
 runs at once. With more
 than one lane each job's output goes to tests/results/logs/JOB.log, and the
@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "results"
 LOGS = RESULTS / "logs"
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 # Longest first, so that lanes end together (from the timing table of a full run).
-EXPECTED_ORDER = ["default", "python2", "singularity", "docker"]
+EXPECTED_ORDER = ["default", "python2", "singularity", "docker", "fleet"]
 STEPS = ["create", "converge", "idempotence", "verify", "integration", "destroy"]
 TAIL_LINES = 150
 
@@ -155,6 +157,16 @@ def unit(job: Job) -> None:
     job.pytest("test bed and tools", ["tests/unit"])
 
 
+def test_sequence(name: str) -> list[str]:
+    """The scenario's Molecule test sequence (its own, or the shared one)."""
+    for path in (ROOT / "molecule" / name / "molecule.yml", ROOT / ".config" / "molecule" / "config.yml"):
+        spec = yaml.safe_load(path.read_text()) or {}
+        sequence = (spec.get("scenario") or {}).get("test_sequence")
+        if sequence:
+            return list(sequence)
+    return ["create", "converge", "idempotence", "verify"]
+
+
 def scenario(job: Job, keep: bool) -> None:
     name = job.name
     # What the controller serves to the scenario's test bed (testbed).
@@ -163,8 +175,11 @@ def scenario(job: Job, keep: bool) -> None:
     # stopped run can leave saying "created" with no container behind it.
     job.call(["molecule", "destroy", "-s", name], env)
     try:
-        # `molecule create` runs prepare too.
+        # `molecule create` runs prepare too; idempotence when the scenario's
+        # test sequence has it.
         for step in ("create", "converge", "idempotence", "verify"):
+            if step not in test_sequence(name):
+                continue
             if not job.run(step, ["molecule", step, "-s", name], env):
                 break
         else:
@@ -251,8 +266,8 @@ def main() -> int:
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="Molecule scenario(s) to run")
     parser.add_argument("--keep", action="store_true", help="leave the scenario's hosts up")
-    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "4")),
-                        help="jobs that run side by side (default 4)")
+    parser.add_argument("--lanes", type=int, default=int(os.environ.get("SALTANT_FLEET_LANES", "5")),
+                        help="jobs that run side by side (default 5: one per scenario)")
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

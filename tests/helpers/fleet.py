@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import subprocess
 import time
 import urllib.request
@@ -106,6 +107,29 @@ class Fleet:
 
     def unit_property(self, host: str, unit: str, prop: str) -> str:
         return self.sh(host, f"systemctl show --value -p {prop} {unit}").strip()
+
+    def publish_worker_version(self, tag: str, files: dict[str, str] | None = None) -> str:
+        """Commit files (path: content; a NEXT_VERSION file by default) on top
+        of the worker_src version the broker serves, tag it, push it; the commit id."""
+        writes = "\n".join(
+            f"mkdir -p \"$(dirname {shlex.quote(path)})\" && printf '%s' {shlex.quote(content)} > {shlex.quote(path)}"
+            f" && git add {shlex.quote(path)}"
+            for path, content in (files or {"NEXT_VERSION": "next version\n"}).items()
+        )
+        script = f"""
+set -e
+rm -rf /tmp/next && git clone -q /srv/git/saltant-worker.git /tmp/next && cd /tmp/next
+git checkout -q testbed
+{writes}
+git -c user.name=test -c user.email=test@localhost commit -qm {shlex.quote(tag)}
+git tag {shlex.quote(tag)}
+git push -q origin {shlex.quote(tag)}
+git rev-parse HEAD
+"""
+        return self.sh(self.broker, script).strip()
+
+    def worker_facts(self, host: str) -> dict:
+        return json.loads(self.sh(host, "cat /etc/ansible/facts.d/saltant_worker.fact"))
 
     # --- Jobs --------------------------------------------------------------------
 

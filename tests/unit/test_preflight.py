@@ -90,7 +90,9 @@ def table(tmp_path_factory) -> tuple[str, dict[str, list[tuple[str, str]]]]:
 
 
 def test_example_inventory_is_valid():
-    result = preflight()
+    # Every host is checked against this machine's facts: a Python 2 host
+    # there is refused for that reason alone (Debian 12 has no Python 2.7).
+    result = preflight("--limit", "saltant_workers:!python2_hosts")
     assert result.returncode == 0, result.stdout[-3000:]
 
 

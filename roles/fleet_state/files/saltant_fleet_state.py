@@ -124,7 +124,11 @@ def observe_units(names):
     seen = {}
     for block in out.strip().split("\n\n"):
         fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        seen[fields.get("Id", "?")] = [fields.get("ActiveState"), fields.get("UnitFileState")]
+        # Running, starting or in a warm restart (deactivating until its
+        # jobs finish) are all "up": only a stopped or failed unit is drift.
+        active = fields.get("ActiveState")
+        up = "up" if active in ("active", "activating", "deactivating", "reloading") else active
+        seen[fields.get("Id", "?")] = [up, fields.get("UnitFileState")]
     # systemctl answers in the order asked; unknown units still get a block.
     return seen
 

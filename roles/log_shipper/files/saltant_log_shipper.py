@@ -83,6 +83,8 @@ class Settings:
     background_file: int = 16 * MIB
     parallel: int = 2
     multipart_chunk_mb: int = 15
+    # Where the loop tells what it has not shipped yet (the fleet status); '' for nowhere.
+    status_file: str = ""
 
     @property
     def destination(self) -> str:
@@ -521,6 +523,42 @@ class Shipper:
             raise
 
 
+def pending(shipper: Shipper) -> list[str]:
+    """Files seen in the open job directories and not shipped as seen."""
+    return [f"{n}/{f}" for n, job in shipper.open.items() for f, s in job.files.items()
+            if s.shipped != s.seen and s.seen is not None]
+
+
+class StatusFile:
+    """What is left to ship, written (atomically) when it changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.last: dict | None = None
+
+    def update(self, shipper: Shipper, failing: bool) -> None:
+        if not self.path:
+            return
+        status = {
+            "pending_files": len(pending(shipper)),
+            "open_job_dirs": len(shipper.open),
+            "faults": len(shipper.faults.current),
+            "s3_failing": failing,
+            "reconciled": shipper.last_reconcile is not None,
+        }
+        if status == self.last:
+            return
+        temporary = self.path + ".tmp"
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(status, handle, sort_keys=True)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            shipper.faults.report("status file", f"cannot write {self.path}: {exc}")
+            return
+        self.last = status
+
+
 def newest(signature: dict[str, Signature]) -> float:
     return max((mtime for _size, mtime in signature.values()), default=0) / 1e9
 
@@ -545,6 +583,7 @@ class StopFlag:
 
 def run_forever(shipper: Shipper, stop: StopFlag) -> int:
     failures = 0
+    status = StatusFile(shipper.settings.status_file)
     while not stop.stopping:
         try:
             shipper.step()
@@ -559,6 +598,7 @@ def run_forever(shipper: Shipper, stop: StopFlag) -> int:
             failures += 1
             delay = shipper.backoff(failures)
             LOG.exception("unexpected error (%d in a row); retrying in %.0f s", failures, delay)
+        status.update(shipper, failing=failures > 0)
         stop.sleep(delay)
     return final_cycle(shipper)
 
@@ -573,11 +613,10 @@ def final_cycle(shipper: Shipper) -> int:
     except S3Error as exc:
         LOG.error("final cycle failed: %s; the next start ships it (a reconcile runs first)", exc)
         return 1
-    pending = [f"{n}/{f}" for n, job in shipper.open.items() for f, s in job.files.items()
-               if s.shipped != s.seen and s.seen is not None]
-    if pending:
+    left = pending(shipper)
+    if left:
         LOG.error("final cycle left %d files unshipped (%s); the next start ships them",
-                  len(pending), ", ".join(pending[:5]))
+                  len(left), ", ".join(left[:5]))
         return 1
     LOG.info("final cycle done: %s", json.dumps(shipper.stats, sort_keys=True))
     return 0

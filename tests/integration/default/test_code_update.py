@@ -9,21 +9,6 @@ import uuid as uuidlib
 NEXT = f"testbed-next-{uuidlib.uuid4().hex[:8]}"
 
 
-def publish_next_version(fleet) -> str:
-    """Commit a change on top of the served version and tag it NEXT."""
-    script = f"""
-set -e
-rm -rf /tmp/next && git clone -q /srv/git/saltant-worker.git /tmp/next && cd /tmp/next
-git checkout -q testbed
-echo 'next version' > NEXT_VERSION && git add NEXT_VERSION
-git -c user.name=test -c user.email=test@localhost commit -qm 'next version'
-git tag {NEXT}
-git push -q origin {NEXT}
-git rev-parse HEAD
-"""
-    return fleet.sh(fleet.broker, script).strip()
-
-
 def facts(fleet) -> dict:
     return json.loads(fleet.sh(fleet.workers[0], "cat /etc/ansible/facts.d/saltant_worker.fact"))
 
@@ -32,7 +17,7 @@ def test_new_version_restarts_the_workers_and_runs_jobs(fleet):
     worker = fleet.workers[0]
     unit = "saltant-worker@default.service"
     old_commit = facts(fleet)["commit"]
-    commit = publish_next_version(fleet)
+    commit = fleet.publish_worker_version(NEXT)
     before = fleet.unit_property(worker, unit, "MainPID")
 
     # The worker's role alone: only its code changes (the preflight runs too).
