@@ -15,7 +15,8 @@ import uuid as uuidlib
 import pytest
 
 UNSERVED = "nobody-serves-this"
-JOURNAL_LINE = re.compile(r" (saltant-worker@[\w-]+)\[\d+\]: .*\[([0-9a-f-]{36})\] received")
+# "Task NAME[UUID] received" (Celery 5), "Received task: NAME[UUID]" (Celery 4).
+JOURNAL_LINE = re.compile(r" (saltant-worker@[\w-]+)\[\d+\]: .*(?:Received task: \S+?|Task \S+?)\[([0-9a-f-]{36})\]")
 
 
 def executable(fleet, queue: str, seconds: float) -> str:
