@@ -191,19 +191,30 @@ def test_a_host_whose_upgrade_fails_stops_the_rollout(fleet):
 
 
 def test_a_configuration_change_does_not_wait_for_a_long_job(fleet):
-    uuid = executable(fleet, "gamma", 40)
+    # The job runs until the test lets it end (a file in the worker's home,
+    # which jobs can read), so it outlasts the play however slow the machine.
+    release = f"/var/lib/saltant-worker/release-{uuidlib.uuid4().hex[:8]}"
+    uuid = fleet.publish("gamma", task_class="executable",
+                         command_to_run=f"sh -c 'for i in $(seq 900); do [ -e {release} ] && exit 0; sleep 1; done; "
+                                        "exit 1'",
+                         env_vars_list=[], args_dict={}, json_file_option=None)
     assert "running" in fleet.wait_states(uuid, until=("running",), timeout=60)
     host, instance = ran_on(fleet)[uuid]
     unit = f"saltant-worker@{instance}.service"
     pid = fleet.unit_property(host, unit, "MainPID")
-    started = time.monotonic()
     result = fleet.playbook("--limit", host, extra_vars={"saltant_worker_loglevel": "DEBUG"})
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"{host}: restart pending for {instance}" in result.stdout
-    # The play ended while the job ran; the job then succeeds, and systemd
-    # starts the new worker with the new setting.
-    assert fleet.states(uuid)[-1] == "running" and time.monotonic() - started < 40
-    assert fleet.wait_states(uuid, timeout=90)[-1] == "successful"
+    # The play ended while the job ran; the old worker still runs it.
+    assert fleet.states(uuid)[-1] == "running"
+    assert fleet.unit_property(host, unit, "MainPID") == pid
+    # The job ends and succeeds; systemd then starts the new worker with the
+    # new setting.
+    fleet.sh(host, f"touch {release}")
+    try:
+        assert fleet.wait_states(uuid, timeout=90)[-1] == "successful"
+    finally:
+        fleet.sh(host, f"rm -f {release}")
     deadline = time.monotonic() + 60
     while fleet.unit_property(host, unit, "MainPID") in ("0", pid) and time.monotonic() < deadline:
         time.sleep(1)
