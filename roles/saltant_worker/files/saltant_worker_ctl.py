@@ -35,6 +35,8 @@ SHIPPER_STATUS = "/run/saltant-log-shipper/status.json"
 UNIT_PREFIX = "saltant-worker@"
 # Exit status of a drain whose running jobs did not finish in time.
 EXIT_STILL_RUNNING = 3
+# Seconds a drain or resume asks again until the instance consumes what it should.
+SETTLE = 15.0
 
 
 def load_facts(path):
@@ -188,6 +190,22 @@ def status(host, _args):
     return report, 0
 
 
+def settle(host, instance, done, command, replies):
+    """The queues the instance consumes once done(queues) holds, sending
+    command again for the queues still in the way, for up to SETTLE seconds."""
+    deadline = time.time() + SETTLE
+    while True:
+        consuming = host.consumed(instance)
+        if (consuming is not None and done(consuming)) or time.time() >= deadline:
+            return consuming
+        if consuming is not None:
+            cancelling = command == "cancel_consumer"
+            again = consuming if cancelling else [q for q in instance["queues"] if q not in consuming]
+            for queue in again:
+                replies[queue] = host.control(instance, command, queue)
+        time.sleep(0.5)
+
+
 def drain(host, args):
     """Stop consuming on every instance; with --wait, wait for its jobs."""
     results, ok = [], True
@@ -196,7 +214,9 @@ def drain(host, args):
         replies = {}
         for queue in sorted(set(instance["queues"]) | set(before or [])):
             replies[queue] = host.control(instance, "cancel_consumer", queue)
-        consuming = host.consumed(instance)
+        # A busy worker has been seen to list a queue it had just confirmed
+        # cancelling: ask again, and cancel again what it still lists.
+        consuming = settle(host, instance, lambda queues: queues == [], "cancel_consumer", replies)
         stopped = consuming == []
         ok = ok and stopped
         results.append({"instance": instance["name"], "replies": replies, "consuming": consuming,
@@ -225,8 +245,9 @@ def resume(host, _args):
     for instance in host.instances:
         before = host.consumed(instance)
         replies = dict((queue, host.control(instance, "add_consumer", queue)) for queue in sorted(instance["queues"]))
-        consuming = host.consumed(instance)
-        serving = consuming == sorted(instance["queues"])
+        wanted = sorted(instance["queues"])
+        consuming = settle(host, instance, lambda queues, wanted=wanted: queues == wanted, "add_consumer", replies)
+        serving = consuming == wanted
         ok = ok and serving
         results.append({"instance": instance["name"], "replies": replies, "consuming": consuming,
                         "serving": serving, "changed": before != consuming})
