@@ -103,3 +103,41 @@ def test_the_fact_command_prints_json_and_never_fails(host, monkeypatch):
                          check=True, capture_output=True, text=True).stdout
     seen = json.loads(out)
     assert seen["intact"] is False and seen["drift"][0].startswith("cannot check:")
+
+
+COMPARE = PROGRAM.parents[1] / "action_plugins" / "fleet_state_compare.py"
+compare_spec = importlib.util.spec_from_file_location("fleet_state_compare", COMPARE)
+compare = importlib.util.module_from_spec(compare_spec)
+compare_spec.loader.exec_module(compare)
+
+
+def test_the_code_digest_covers_code_but_not_documentation(tmp_path: Path):
+    (tmp_path / "role" / "tasks").mkdir(parents=True)
+    (tmp_path / "role" / "tasks" / "main.yml").write_text("---\n")
+    (tmp_path / "role" / "README.md").write_text("one\n")
+    first = compare.code_digest(tmp_path)
+    (tmp_path / "role" / "README.md").write_text("two\n")
+    (tmp_path / "role" / "__pycache__").mkdir()
+    (tmp_path / "role" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    assert compare.code_digest(tmp_path) == first
+    (tmp_path / "role" / "tasks" / "main.yml").write_text("--- \n")
+    assert compare.code_digest(tmp_path) != first
+    # A file moved is a change too, even with the same contents.
+    second = compare.code_digest(tmp_path)
+    (tmp_path / "role" / "tasks" / "main.yml").rename(tmp_path / "role" / "tasks" / "other.yml")
+    assert compare.code_digest(tmp_path) != second
+
+
+@pytest.mark.parametrize(("enabled", "full_run", "seen", "reason"), [
+    (True, False, {}, "no record of a complete run"),
+    (True, False, {"digest": "old", "intact": True}, "the inputs changed"),
+    (True, False, {"digest": "now", "intact": False, "drift": ["paths /x"]}, "paths /x"),
+    (False, False, {"digest": "now", "intact": True}, "fleet_state_enabled is false"),
+    (True, True, {"digest": "now", "intact": True}, "fleet_state_full_run is set"),
+])
+def test_each_reason_for_a_full_run_is_named(enabled, full_run, seen, reason):
+    assert reason in compare.why(enabled, full_run, seen, "now")
+
+
+def test_a_matching_record_gives_no_reason():
+    assert compare.why(True, False, {"digest": "now", "intact": True}, "now") == ""

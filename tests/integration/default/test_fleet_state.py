@@ -37,6 +37,27 @@ def test_an_unchanged_host_is_skipped_and_drift_or_new_inputs_give_a_full_run(fl
     assert all(counts.get("changed", 0) == 0 for counts in recap(result.stdout).values())
     assert fleet.unit_property(worker, UNIT, "MainPID") == pid
     assert fleet.sh(worker, f"stat -c '%U %a' {RECORD} $(dirname {RECORD})").split() == ["root", "600", "root", "700"]
+    # Its inputs passed the checks of the run that wrote the record: the
+    # preflight does not check them again.
+    assert "TASK [fleet_check : " not in result.stdout
+    assert "TASK [saltant_worker : Check " not in result.stdout
+
+    # workers.yml on its own sees the roles' defaults the preflight play does
+    # not: one digest all the same, so it skips the host too.
+    alone = fleet.playbook(playbook="playbooks/workers.yml")
+    assert alone.returncode == 0 and not provisioned(alone.stdout), alone.stdout[-3000:]
+
+    # A bad value is a new input: the checks run again and refuse it by name
+    # before anything changes, and the record still holds.
+    record = fleet.sh(worker, f"sha256sum {RECORD}")
+    refused = fleet.playbook(extra_vars={"saltant_worker_concurrency": "eight", "saltant_worker_instance": []})
+    assert refused.returncode != 0
+    assert f"{worker}: " in refused.stdout and "saltant_worker_concurrency" in refused.stdout
+    assert "saltant_worker_instance is not a variable of the roles" in refused.stdout
+    assert "did you mean saltant_worker_instances" in refused.stdout
+    assert not provisioned(refused.stdout)
+    assert fleet.sh(worker, f"sha256sum {RECORD}") == record
+    assert fleet.unit_property(worker, UNIT, "MainPID") == pid
 
     # Drift by hand: the fact names each difference.
     env_before = fleet.sh(worker, f"sha256sum {ENV}")
