@@ -221,3 +221,44 @@ def test_a_configuration_change_does_not_wait_for_a_long_job(fleet):
     new_pid = fleet.unit_property(host, unit, "MainPID")
     assert new_pid not in ("0", pid)
     assert "--loglevel DEBUG" in fleet.sh(host, f"tr '\\0' ' ' < /proc/{new_pid}/cmdline")
+
+
+def test_an_upgrade_whose_drain_times_out_can_leave_the_job_to_finish(fleet):
+    """fleet_ops_upgrade_on_drain_timeout: wait. The drain stops waiting after
+    its timeout and the upgrade goes on; the restart then waits for the job
+    (systemd's warm restart), which succeeds, and the instance comes back
+    with the new setting, healthy, before the play ends."""
+    release = f"/var/lib/saltant-worker/release-{uuidlib.uuid4().hex[:8]}"
+    uuid = fleet.publish("gamma", task_class="executable",
+                         command_to_run=f"sh -c 'for i in $(seq 900); do [ -e {release} ] && exit 0; sleep 1; done; "
+                                        "exit 1'",
+                         env_vars_list=[], args_dict={}, json_file_option=None)
+    assert "running" in fleet.wait_states(uuid, until=("running",), timeout=60)
+    host, instance = ran_on(fleet)[uuid]
+    unit = f"saltant-worker@{instance}.service"
+    pid = fleet.unit_property(host, unit, "MainPID")
+    runs: list[subprocess.CompletedProcess] = []
+    upgrade = threading.Thread(target=lambda: runs.append(fleet.playbook(
+        "--limit", host, playbook="playbooks/upgrade.yml",
+        extra_vars={"saltant_worker_loglevel": "WARNING", "fleet_ops_upgrade_drain_timeout": 2,
+                    "fleet_ops_upgrade_on_drain_timeout": "wait"})))
+    upgrade.start()
+    try:
+        # The play reaches the restart, which waits for the job: the old
+        # worker is in its warm shutdown, the job still running.
+        deadline = time.monotonic() + 240
+        while fleet.unit_property(host, unit, "ActiveState") != "deactivating":
+            assert upgrade.is_alive() and time.monotonic() < deadline, runs and runs[0].stdout[-3000:]
+            time.sleep(1)
+        assert fleet.states(uuid)[-1] == "running"
+    finally:
+        fleet.sh(host, f"touch {release}")
+        upgrade.join(timeout=300)
+        fleet.sh(host, f"rm -f {release}")
+    result = runs[0]
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(rf"{host}:\s+{instance}\s+stopped\s+consuming\s+\(1\s+jobs\s+still\s+running\)", result.stdout)
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    new_pid = fleet.unit_property(host, unit, "MainPID")
+    assert new_pid not in ("0", pid)
+    assert "--loglevel WARNING" in fleet.sh(host, f"tr '\\0' ' ' < /proc/{new_pid}/cmdline")
