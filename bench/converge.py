@@ -11,7 +11,10 @@ reached over SSH as Molecule reaches them, the demo inventory's settings):
   runs by default (hosts whose record matches are skipped: fleet_state) and
   with every task (fleet_state_full_run), which is what it cost before.
 
-Each figure is the median of --repeat runs (fresh converges: one each).
+Each figure is the median of --repeat runs (fresh converges: one each), with
+the CPU seconds it took here (Ansible) and on the hosts (their cgroups): on
+a machine with few cores, N hosts' work cannot take less than their CPU
+seconds over the cores, which bounds the ratios of 4 hosts to 1.
 Results are printed and written to bench/results/converge.{md,json}.
 
     make bench-converge   # or: .venv/bin/python bench/converge.py [--repeat 3]
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results_file import write_results  # noqa: E402
+from tests.helpers.cgroups import containers_cpu_seconds  # noqa: E402
 
 NETWORK = "saltant-fleet-bench"
 BROKER = "bench-broker"
@@ -78,31 +83,42 @@ class Bench:
             (inventory / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump({"saltant_worker_instances": [
                 {"name": "default", "queues": ["thistaskqueue"], "concurrency": 2}]}))
         self.inventory = inventory
+        self.cpu: tuple[float, float] = (0.0, 0.0)
         (work / "noop.yml").write_text(NOOP)
 
     def playbook(self, playbook: Path, hosts: list[str], *args: str) -> float:
+        """Seconds the run took; its CPU seconds (this machine's, the hosts') go to self.cpu."""
         env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
                "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "testbed" / "vault-password"),
                "ANSIBLE_ROLES_PATH": f"{ROOT / 'roles'}:{ROOT / 'testbed' / 'roles'}",
                "SALTANT_FLEET_CACHE": str(self.cache)}
         limit = ",".join(hosts + ([BROKER, "localhost"] if playbook.name == "prepare.yml" else []))
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        hosts_cpu = containers_cpu_seconds("label=saltant-fleet=bench")
         started = time.monotonic()
         result = subprocess.run(["ansible-playbook", "-i", str(self.inventory), str(playbook), "--limit", limit,
                                  *args], capture_output=True, text=True, env=env, cwd=ROOT)
         elapsed = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
+                    containers_cpu_seconds("label=saltant-fleet=bench") - hosts_cpu)
         if result.returncode != 0:
             raise SystemExit(f"{playbook.name} on {limit} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
         return elapsed
 
-    def median(self, repeat: int, playbook: Path, hosts: list[str], *args: str) -> float:
-        return statistics.median(self.playbook(playbook, hosts, *args) for _ in range(repeat))
+    def median(self, repeat: int, playbook: Path, hosts: list[str], *args: str) -> tuple[float, tuple]:
+        runs = []
+        for _ in range(repeat):
+            runs.append((self.playbook(playbook, hosts, *args), self.cpu))
+        return statistics.median(r[0] for r in runs), (statistics.median(r[1][0] for r in runs),
+                                                      statistics.median(r[1][1] for r in runs))
 
-    def fresh(self, hosts: list[str]) -> float:
+    def fresh(self, hosts: list[str]) -> tuple[float, tuple]:
         for host in hosts:
             start(host, "saltant-fleet/debian:12")
         # The broker's TLS CA and git daemon need the workers' trust (prepare).
         self.playbook(ROOT / "testbed" / "prepare.yml", hosts)
-        return self.playbook(ROOT / "site.yml", hosts)
+        return self.playbook(ROOT / "site.yml", hosts), self.cpu
 
 
 def main() -> int:
@@ -112,20 +128,20 @@ def main() -> int:
     subprocess.run(["docker", "network", "create", NETWORK], capture_output=True)
     start(BROKER, "saltant-fleet/broker:12")
     figures: dict[str, float] = {}
+    cpu: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory(prefix="saltant-bench-") as work:
         bench = Bench(Path(work))
         try:
             noop = Path(work) / "noop.yml"
             site = ROOT / "site.yml"
             one, two, four = WORKERS[:1], WORKERS[:2], WORKERS
-            figures["fresh 1"] = bench.fresh(one)
-            figures["fresh 2"] = bench.fresh(two)
-            figures["fresh 4"] = bench.fresh(four)
+            for label, hosts in (("1", one), ("2", two), ("4", four)):
+                figures[f"fresh {label}"], cpu[f"fresh {label}"] = bench.fresh(hosts)
             for label, hosts in (("1", one), ("4", four)):
-                figures[f"no-op {label}"] = bench.median(args.repeat, noop, hosts)
-                figures[f"idempotent {label}"] = bench.median(args.repeat, site, hosts)
-                figures[f"every task {label}"] = bench.median(args.repeat, site, hosts,
-                                                              "-e", "fleet_state_full_run=true")
+                figures[f"no-op {label}"], cpu[f"no-op {label}"] = bench.median(args.repeat, noop, hosts)
+                figures[f"idempotent {label}"], cpu[f"idempotent {label}"] = bench.median(args.repeat, site, hosts)
+                figures[f"every task {label}"], cpu[f"every task {label}"] = bench.median(
+                    args.repeat, site, hosts, "-e", "fleet_state_full_run=true")
         finally:
             for host in [BROKER, *WORKERS]:
                 subprocess.run(["docker", "rm", "-f", host], capture_output=True)
@@ -145,6 +161,15 @@ def main() -> int:
     table = ("| run | 1 host (s) | 4 hosts (s) | 1 host vs no-op | 4 hosts vs 1 host |\n"
              "| --- | ---: | ---: | --- | --- |\n"
              + "\n".join(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]} | {r[4]} |" for r in rows))
+    cores = os.cpu_count() or 1
+    table += ("\n\nCPU seconds of each run: this machine's (Ansible) and the hosts' (their cgroups), and the\n"
+              f"least time {cores} cores need for that work (CPU seconds / {cores}).\n\n"
+              "| run | hosts | seconds | CPU-s here | CPU-s hosts | CPU-s / cores |\n"
+              "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+              + "\n".join(f"| {key.rsplit(' ', 1)[0]} | {key.rsplit(' ', 1)[1]} | {f[key]:.1f} | {here:.1f} | "
+                          f"{hosts:.1f} | {(here + hosts) / cores:.1f} |"
+                          for key, (here, hosts) in cpu.items()))
+    figures.update({f"cpu {key}": sum(value) for key, value in cpu.items()})
     write_results(ROOT / "bench" / "results", "converge",
                   "site.yml on 1, 2 and 4 hosts against a no-op playbook", table, figures,
                   setup=f"{os.cpu_count()} cores, the test bed's systemd containers reached over SSH")

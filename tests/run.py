@@ -37,6 +37,9 @@ from typing import IO
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers.cgroups import containers_cpu_seconds  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "results"
 LOGS = RESULTS / "logs"
@@ -195,24 +198,7 @@ def scenario(job: Job, keep: bool) -> None:
 
 def hosts_cpu_seconds(name: str) -> float:
     """CPU seconds that the scenario's test hosts (containers) have used so far, from their cgroups."""
-    try:
-        ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"network=saltant-fleet-{name}"],
-                             capture_output=True, text=True, check=False).stdout.split()
-    except OSError:
-        return 0.0
-    total = 0.0
-    for cid in ids:
-        for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
-                            (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6),
-                            (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6)):
-            try:
-                text = Path(path).read_text()
-            except OSError:
-                continue
-            value = text.split()[1] if text.startswith("usage_usec") else text.split()[0]
-            total += int(value) * scale
-            break
-    return total
+    return containers_cpu_seconds(f"network=saltant-fleet-{name}")
 
 
 def cpu_seconds() -> tuple[float, float]:
