@@ -47,8 +47,9 @@ def host(tmp_path: Path) -> dict:
     return {"root": tmp_path, "etc": etc, "site": site, "repo": repo, "spec": spec}
 
 
-def record(state_dir: Path, spec: dict, digest: str = "d1", monkeypatch=None) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"digest": digest, "spec": spec})))
+def record(state_dir: Path, spec: dict, digest: str = "d1", monkeypatch=None, role: str = "saltant_worker") -> None:
+    request = {"names": [role], "digests": [digest], "specs": [spec]}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(request)))
     state.record(str(state_dir))
 
 
@@ -57,7 +58,33 @@ def test_an_untouched_host_is_intact_and_the_record_is_private(host, monkeypatch
     record(state_dir, host["spec"], monkeypatch=monkeypatch)
     assert oct(os.stat(state_dir).st_mode & 0o777) == "0o700"
     assert oct(os.stat(state_dir / "applied.json").st_mode & 0o777) == "0o600"
-    assert state.fact(str(state_dir)) == {"digest": "d1", "intact": True, "drift": []}
+    assert state.fact(str(state_dir)) == {
+        "roles": {"saltant_worker": {"digest": "d1", "intact": True, "drift": []}}, "intact": True, "drift": []}
+
+
+def test_each_role_has_its_own_record_and_drift(host, monkeypatch):
+    state_dir = host["root"] / "state"
+    other = {"paths": [str(host["etc"] / "other.conf")], "accounts": {"users": ["root"]}}
+    (host["etc"] / "other.conf").write_text("x\n")
+    record(state_dir, host["spec"], "d1", monkeypatch)
+    record(state_dir, other, "d2", monkeypatch, role="log_shipper")
+    (host["etc"] / "other.conf").write_text("y\n")
+    seen = state.fact(str(state_dir))
+    assert seen["roles"]["saltant_worker"] == {"digest": "d1", "intact": True, "drift": []}
+    assert seen["roles"]["log_shipper"]["intact"] is False
+    assert seen["intact"] is False and seen["drift"] == [f"paths {host['etc']}/other.conf"]
+    # A role about to run is forgotten; the others keep their record.
+    state.forget(str(state_dir), ["log_shipper", "docker_engine"])
+    assert set(state.fact(str(state_dir))["roles"]) == {"saltant_worker"}
+    # A role that did not run on the host (no spec) is recorded with nothing to watch.
+    record(state_dir, "", "d3", monkeypatch, role="docker_engine")
+    assert state.fact(str(state_dir))["roles"]["docker_engine"] == {"digest": "d3", "intact": True, "drift": []}
+
+
+def test_a_spec_is_sorted_and_flattened():
+    spec = state.normalize({"paths": ["/b", ["/a", "/b"]], "units": [], "accounts": {"users": ["u", "u"]}})
+    assert spec == {"paths": ["/a", "/b"], "units": [], "accounts": {"users": ["u"], "groups": []}}
+    assert state.normalize("") == {"accounts": {"users": [], "groups": []}}
 
 
 @pytest.mark.parametrize(
@@ -90,14 +117,18 @@ def test_no_record_or_a_broken_one_means_a_full_run(host, monkeypatch):
     assert state.fact(str(state_dir))["intact"] is False
     record(state_dir, host["spec"], monkeypatch=monkeypatch)
     (state_dir / "applied.json").write_text("{not json")
-    assert state.fact(str(state_dir)) == {"digest": "", "intact": False, "drift": ["no record of a complete run"]}
+    no_record = {"roles": {}, "intact": False, "drift": ["no record of a complete run"]}
+    assert state.fact(str(state_dir)) == no_record
+    # A record of the previous version (one digest for the host) is no record.
+    (state_dir / "applied.json").write_text(json.dumps({"digest": "d1", "spec": {}, "observed": {}}))
+    assert state.fact(str(state_dir)) == no_record
 
 
 def test_the_fact_command_prints_json_and_never_fails(host, monkeypatch):
     state_dir = host["root"] / "state"
     record(state_dir, host["spec"], monkeypatch=monkeypatch)
     data = json.loads((state_dir / "applied.json").read_text())
-    del data["observed"]  # a record this version cannot read
+    del data["roles"]["saltant_worker"]["observed"]  # a record this version cannot read
     (state_dir / "applied.json").write_text(json.dumps(data))
     out = subprocess.run([sys.executable, str(PROGRAM), "fact", str(state_dir)],
                          check=True, capture_output=True, text=True).stdout
@@ -136,8 +167,23 @@ def test_the_code_digest_covers_code_but_not_documentation(tmp_path: Path):
     (True, True, {"digest": "now", "intact": True}, "fleet_state_full_run is set"),
 ])
 def test_each_reason_for_a_full_run_is_named(enabled, full_run, seen, reason):
-    assert reason in compare.why(enabled, full_run, seen, "now")
+    assert compare.why("saltant_worker", enabled, full_run, seen, "now").startswith("saltant_worker (")
+    assert reason in compare.why("saltant_worker", enabled, full_run, seen, "now")
 
 
 def test_a_matching_record_gives_no_reason():
-    assert compare.why(True, False, {"digest": "now", "intact": True}, "now") == ""
+    assert compare.why("saltant_worker", True, False, {"digest": "now", "intact": True}, "now") == ""
+
+
+def test_a_role_depends_on_the_variables_and_roles_its_files_name():
+    texts = {
+        "log_shipper": "dir: '{{ saltant_worker_logs_dir }}'\nlog_shipper_saltant_worker_x: 1\n",
+        "saltant_worker": "__saltant_worker_x: '{{ log_shipperish }}'\n",
+        "docker_engine": "- ansible.builtin.include_role:\n    name: signed_apt_repo\n",
+        "signed_apt_repo": "",
+    }
+    refs = compare.references(list(texts), texts)
+    assert refs["log_shipper"] == ({"saltant_worker_logs_dir"}, set())
+    # Its own variables, internal names and other words are not references.
+    assert refs["saltant_worker"] == (set(), set())
+    assert refs["docker_engine"] == (set(), {"signed_apt_repo"})

@@ -1,27 +1,33 @@
-"""Compare a host with the record of its last complete run, in one task.
+"""Compare a host with the record of its last complete run, role by role, in one task.
 
-The digest of the run's inputs, computed on the controller:
+For each role of ``roles``, the digest of its inputs, computed on the controller:
 
-- every variable whose name starts with one of ``roles`` and an underscore,
-  as templated for this host; the roles' defaults count too, wherever this
-  runs (a play that lists the roles sees them, a play that only includes
-  them does not), so site.yml and workers.yml on its own give one digest;
-- the roles' code: every file of the roles folder but documentation;
+- every variable whose name starts with the role's name and an underscore,
+  as templated for this host, and the variables of the other roles that
+  the role's files name (log_shipper reads saltant_worker_logs_dir), and the
+  ``shared`` variables (those that decide whether a role runs at all); the
+  roles' defaults count too, wherever this runs (a play that lists the
+  roles sees them, a play that only includes them does not), so site.yml
+  and workers.yml on its own give the same digests;
+- the role's code, and the code of the other roles its files name
+  (docker_engine includes signed_apt_repo): every file but documentation;
 - the contents of the controller files the variables name (``files``);
 - the platform facts (``platform``), Ansible's version and its managed string.
 
-It is compared with the record that fact gathering read on the host
-(``seen``: its digest, whether what the roles manage is intact, the drift).
-Returned as facts: ``fleet_state_unchanged`` (skip the host),
-``fleet_state_inputs_unchanged`` (the inputs passed the checks of the last
-complete run), ``__fleet_state_digest`` (kept by the record at the end of the
-run) and ``__fleet_state_why`` (why the host runs every task).
+Each is compared with the role's entry in the record that fact gathering read
+on the host (``seen``: its digest, whether what the role manages is intact,
+the drift). Returned as facts: ``fleet_state_roles_unchanged`` (role: skip
+it), ``fleet_state_unchanged`` (every role: skip the host),
+``fleet_state_inputs_unchanged`` (the inputs of every role passed the checks
+of the last complete run), ``__fleet_state_digests`` (kept by the record at
+the end of the run) and ``__fleet_state_why`` (which roles run, and why).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,7 +51,33 @@ def code_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def why(enabled: bool, full_run: bool, seen: Mapping, digest: str) -> str:
+def role_text(folder: Path) -> str:
+    """The text of a role's files (tasks, templates, defaults, plugins...)."""
+    texts = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".yml", ".yaml", ".j2", ".py", ".sh", ".cfg", ".conf", ".json"):
+            texts.append(path.read_text(errors="replace"))
+    return "\n".join(texts)
+
+
+def references(roles: list[str], texts: dict[str, str]) -> dict[str, tuple[set, set]]:
+    """For each role, the other roles' variables and the other roles its files name."""
+    result = {}
+    for role in roles:
+        others = [other for other in roles if other != role]
+        if not others:
+            result[role] = (set(), set())
+            continue
+        pattern = r"\b(?:" + "|".join(map(re.escape, others)) + r")_\w+"
+        names = set(re.findall(pattern, texts[role]))
+        # A variable of this role whose name starts with another role's name is its own.
+        names = {name for name in names if not name.startswith(role + "_")}
+        code = {other for other in others if re.search(r"\b" + re.escape(other) + r"\b", texts[role])}
+        result[role] = (names, code)
+    return result
+
+
+def why(role: str, enabled: bool, full_run: bool, seen: Mapping, digest: str) -> str:
     reasons = []
     if not enabled:
         reasons.append("fleet_state_enabled is false")
@@ -55,7 +87,7 @@ def why(enabled: bool, full_run: bool, seen: Mapping, digest: str) -> str:
         reasons.append("the inputs changed (variables, roles, controller files or platform)")
     if seen.get("intact") is not True:
         reasons.extend(seen.get("drift") or ["no record of a complete run"])
-    return "; ".join(reasons)
+    return f"{role} ({'; '.join(reasons)})" if reasons else ""
 
 
 class ActionModule(ActionBase):
@@ -76,45 +108,65 @@ class ActionModule(ActionBase):
         task_vars = dict(task_vars or {})
         args = self._task.args
         roles = [str(role) for role in args.get("roles") or []]
-        prefixes = tuple(f"{role}_" for role in roles)
         # The defaults of the roles come first: every other source overrides them.
         variables = {**self.role_defaults(roles), **task_vars}
         templar = self._templar.copy_with_new_env(available_variables=variables)
-        values = {}
-        for name in sorted(n for n in variables if isinstance(n, str) and n.startswith(prefixes)):
-            try:
-                values[name] = templar.resolve_variable_expression(name)
-            except Exception as error:  # noqa: BLE001 - the checks name the variable; here it is an input
-                values[name] = f"(cannot be templated: {type(error).__name__})"
+        cache: dict[str, object] = {}
+
+        def value(name: str):
+            if name not in cache:
+                try:
+                    cache[name] = templar.resolve_variable_expression(name)
+                except Exception as error:  # noqa: BLE001 - the checks name the variable; here it is an input
+                    cache[name] = f"(cannot be templated: {type(error).__name__})"
+            return cache[name]
+
         files = []
         for name in args.get("files") or []:
             found = self._find_needle("files", str(name)) if name else None
             files.append(hashlib.sha256(Path(found).read_bytes()).hexdigest() if found else f"(missing {name})")
         facts = task_vars.get("ansible_facts") or {}
-        inputs = {
-            "variables": values,
+        common = {
             "platform": {key: facts.get(key) for key in args.get("platform") or []},
-            "code": code_digest(ROLES),
             "files": files,
             "ansible": ansible_version,
             "managed": constants.config.get_config_value("DEFAULT_MANAGED_STR"),
+            "shared": {name: value(name) for name in sorted(map(str, args.get("shared") or [])) if name in variables},
         }
-        try:
-            text = json.dumps(inputs, sort_keys=True, default=str)
-        except (TypeError, ValueError) as error:
-            raise AnsibleError(f"fleet_state_compare: the inputs cannot be read as JSON: {error}") from error
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        seen = args.get("seen") or {}
+        folders = {role: ROLES / role for role in roles}
+        codes = {role: code_digest(folder) for role, folder in folders.items()}
+        refs = references(roles, {role: role_text(folder) for role, folder in folders.items()})
+        seen_roles = (args.get("seen") or {}).get("roles") or {}
         enabled = boolean(args.get("enabled", True))
         full_run = boolean(args.get("full_run", False))
-        inputs_unchanged = enabled and not full_run and seen.get("digest") == digest
+        digests, unchanged, inputs_unchanged, reasons = {}, {}, True, []
+        for role in roles:
+            names, code_roles = refs[role]
+            own = sorted(n for n in variables if isinstance(n, str) and n.startswith(role + "_"))
+            inputs = {
+                **common,
+                "variables": {name: value(name) for name in sorted(set(own) | (names & set(variables)))},
+                "code": [codes[r] for r in sorted({role} | code_roles)],
+            }
+            try:
+                text = json.dumps(inputs, sort_keys=True, default=str)
+            except (TypeError, ValueError) as error:
+                raise AnsibleError(f"fleet_state_compare: the inputs of {role} are not JSON: {error}") from error
+            digests[role] = hashlib.sha256(text.encode()).hexdigest()
+            seen = seen_roles.get(role) or {}
+            same_inputs = enabled and not full_run and seen.get("digest") == digests[role]
+            inputs_unchanged = inputs_unchanged and same_inputs
+            unchanged[role] = same_inputs and seen.get("intact") is True
+            if not unchanged[role]:
+                reasons.append(why(role, enabled, full_run, seen, digests[role]))
         result.update(
             changed=False,
             ansible_facts={
-                "__fleet_state_digest": digest,
-                "__fleet_state_why": why(enabled, full_run, seen, digest),
+                "__fleet_state_digests": digests,
+                "__fleet_state_why": ", ".join(reasons),
+                "fleet_state_roles_unchanged": unchanged,
                 "fleet_state_inputs_unchanged": inputs_unchanged,
-                "fleet_state_unchanged": inputs_unchanged and seen.get("intact") is True,
+                "fleet_state_unchanged": all(unchanged.values()),
             },
         )
         return result

@@ -1,17 +1,19 @@
 # -*- coding: utf-8 -*-
 """What site.yml last applied to this host, and whether it is still there.
 
-    saltant_fleet_state.py [fact]      print {"digest", "intact", "drift"}
-    saltant_fleet_state.py record DIR  read a spec (JSON) on stdin, observe
-                                       what it names and keep it in DIR
+    saltant_fleet_state.py [fact [DIR]]         print {"roles": {ROLE: {"digest",
+                                                "intact", "drift"}}, "intact", "drift"}
+    saltant_fleet_state.py record DIR           read roles (JSON) on stdin, observe
+                                                what each names and keep it in DIR
+    saltant_fleet_state.py forget DIR ROLE...   drop those roles from the record
 
 Installed by the fleet_state role as an Ansible local fact
 (/etc/ansible/facts.d/saltant_fleet.fact): fact gathering runs it, so one
 round trip tells the controller whether a host still holds exactly what the
 last complete run left (the files, trees, git checkouts, units, packages and
-accounts the roles name) and with which inputs (the digest). A host whose
-inputs and results are unchanged is skipped; any difference, or anything
-this script cannot read, means a full run.
+accounts the roles name) and with which inputs (a digest), role by role. A
+role whose inputs and results are unchanged is skipped; any difference, or
+anything this script cannot read, means that role runs every task.
 
 Runs on the host's Python, 2.7 or 3.
 """
@@ -30,6 +32,8 @@ import sys
 
 STATE_DIR = "/var/lib/saltant-fleet/state"
 STATE_FILE = "applied.json"
+# 2: one entry per role. A record of another version is no record.
+VERSION = 2
 # Trees are configuration directories; a huge one is not worth hashing.
 MAX_TREE_ENTRIES = 2000
 
@@ -188,40 +192,92 @@ def differences(recorded, now):
     return drift
 
 
-def fact(state_dir):
-    path = os.path.join(state_dir, STATE_FILE)
+def load(state_dir):
+    """The roles of the record: {} without one, or with a broken one or one
+    of an older version (every role then runs)."""
     try:
-        with open(path) as handle:
+        with open(os.path.join(state_dir, STATE_FILE)) as handle:
             state = json.load(handle)
     except (IOError, OSError, ValueError):
-        return {"digest": "", "intact": False, "drift": ["no record of a complete run"]}
-    drift = differences(state["observed"], observe(state["spec"]))
-    return {"digest": state["digest"], "intact": not drift, "drift": drift[:20]}
+        return {}
+    roles = state.get("roles") if isinstance(state, dict) and state.get("version") == VERSION else None
+    return roles if isinstance(roles, dict) else {}
 
 
-def record(state_dir):
-    request = json.load(sys.stdin)
-    spec = request["spec"]
-    state = {"digest": request["digest"], "spec": spec, "observed": observe(spec)}
+def save(state_dir, roles):
     if not os.path.isdir(state_dir):
         os.makedirs(state_dir, 0o700)
     temporary = os.path.join(state_dir, "." + STATE_FILE + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        json.dump(state, handle, sort_keys=True)
+        json.dump({"version": VERSION, "roles": roles}, handle, sort_keys=True)
     os.rename(temporary, os.path.join(state_dir, STATE_FILE))
-    print(json.dumps({"recorded": request["digest"], "entries": sum(len(v) for v in state["observed"].values())}))
+
+
+def fact(state_dir):
+    roles = {}
+    for name, entry in sorted(load(state_dir).items()):
+        try:
+            drift = differences(entry["observed"], observe(entry["spec"]))
+        except Exception as error:  # noqa: BLE001 - anything unreadable means "run that role"
+            drift = ["cannot check: %s" % error]
+        roles[name] = {"digest": entry.get("digest", ""), "intact": not drift, "drift": drift[:20]}
+    drift = [item for name in sorted(roles) for item in roles[name]["drift"]]
+    if not roles:
+        drift = ["no record of a complete run"]
+    return {"roles": roles, "intact": not drift, "drift": drift[:20]}
+
+
+def normalize(spec):
+    """A role's spec as the roles give it (lists, maybe nested or repeated;
+    '' for a role that did not run): sorted lists of unique names."""
+    def names(value):
+        if isinstance(value, (list, tuple)):
+            return sorted(set(item for element in value for item in names(element)))
+        return [value] if value else []
+    spec = spec if isinstance(spec, dict) else {}
+    result = dict((kind, names(value)) for kind, value in spec.items() if kind != "accounts")
+    accounts = spec.get("accounts") or {}
+    result["accounts"] = {"users": names(accounts.get("users", [])), "groups": names(accounts.get("groups", []))}
+    return result
+
+
+def record(state_dir):
+    """Keep the roles of the request (names, digests, specs) as the host has
+    them now; the other roles of the record stay as they are."""
+    request = json.load(sys.stdin)
+    roles = load(state_dir)
+    for name, digest, spec in zip(request["names"], request["digests"], request["specs"]):
+        spec = normalize(spec)
+        roles[name] = {"digest": digest, "spec": spec, "observed": observe(spec)}
+    save(state_dir, roles)
+    print(json.dumps({"recorded": sorted(request["names"]),
+                      "entries": sum(len(v) for r in roles.values() for v in r["observed"].values())}))
+
+
+def forget(state_dir, names):
+    """Drop roles from the record before they run: a run that stops half-way
+    leaves them without one, and the next run runs them."""
+    roles = load(state_dir)
+    forgotten = sorted(name for name in names if roles.pop(name, None) is not None)
+    if forgotten:
+        save(state_dir, roles)
+    print(json.dumps({"forgotten": forgotten}))
 
 
 def main(argv):
-    if len(argv) > 1 and argv[1] == "record":
-        record(argv[2] if len(argv) > 2 else STATE_DIR)
-        return 0
+    command = argv[1] if len(argv) > 1 else "fact"
     state_dir = argv[2] if len(argv) > 2 else STATE_DIR
+    if command == "record":
+        record(state_dir)
+        return 0
+    if command == "forget":
+        forget(state_dir, argv[3:])
+        return 0
     try:
         result = fact(state_dir)
     except Exception as error:  # noqa: BLE001 - any failure means "run everything"
-        result = {"digest": "", "intact": False, "drift": ["cannot check: %s" % error]}
+        result = {"roles": {}, "intact": False, "drift": ["cannot check: %s" % error]}
     print(json.dumps(result, sort_keys=True))
     return 0
 

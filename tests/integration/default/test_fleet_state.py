@@ -19,8 +19,15 @@ def fact(fleet, host: str) -> dict:
 
 
 def provisioned(output: str) -> bool:
-    """Did any role's task run (not only the comparison with the record)?"""
+    """Did the play reach the roles (not only the comparison with the record)?"""
     return "TASK [ca_trust : Install the ca-certificates package]" in output
+
+
+def ran(output: str, task: str) -> bool:
+    """Did this task (ROLE : NAME) run on a host, rather than being skipped?"""
+    _, found, rest = output.partition(f"TASK [{task}]")
+    block = rest.split("\nTASK [", 1)[0]
+    return bool(found) and ("ok: [" in block or "changed: [" in block)
 
 
 def test_an_unchanged_host_is_skipped_and_drift_or_new_inputs_give_a_full_run(fleet):
@@ -72,14 +79,21 @@ def test_an_unchanged_host_is_skipped_and_drift_or_new_inputs_give_a_full_run(fl
     # complete (one role's tasks of one tag), so it leaves no record.
     tagged = fleet.playbook("--tags", "saltant_worker_facts", extra_vars={"saltant_worker_loglevel": "WARNING"})
     assert tagged.returncode == 0, tagged.stdout[-3000:]
-    assert f"{worker}: running every task: the inputs changed" in tagged.stdout
+    # Only the worker's role changed (its variable, its files): the others
+    # match their record.
+    assert f"{worker}: running every task of saltant_worker (the inputs changed" in tagged.stdout
     assert f"paths {ENV}" in tagged.stdout
+    assert "log_shipper (" not in tagged.stdout and "ca_trust (" not in tagged.stdout
     assert fleet.sh(worker, f"test -e {RECORD} && echo kept || echo none").strip() == "none"
 
     # The next run is full and repairs everything; the one after is skipped.
     full = fleet.playbook()
     assert full.returncode == 0, full.stdout[-3000:]
-    assert provisioned(full.stdout) and "no record of a complete run" in full.stdout
+    assert f"{worker}: running every task of saltant_worker (no record of a complete run)" in full.stdout
+    # The roles whose inputs and results match their record are skipped.
+    assert ran(full.stdout, "saltant_worker : Write the worker's .env (secrets; readable by the worker's group only)")
+    assert not ran(full.stdout, "log_shipper : Write the loop's settings")
+    assert not ran(full.stdout, "ca_trust : Install the ca-certificates package")
     assert fleet.sh(worker, f"sha256sum {ENV}") == env_before
     assert fleet.sh(worker, f"stat -c %a {LOGS}").strip() == "2770"
     assert fleet.unit_property(worker, UNIT, "ActiveState") == "active"
