@@ -187,3 +187,12 @@ def test_a_role_depends_on_the_variables_and_roles_its_files_name():
     # Its own variables, internal names and other words are not references.
     assert refs["saltant_worker"] == (set(), set())
     assert refs["docker_engine"] == (set(), {"signed_apt_repo"})
+
+
+def test_a_role_runs_when_a_role_whose_results_it_reads_runs():
+    roles = ["singularity", "saltant_worker", "log_shipper", "ca_trust"]
+    unchanged = {"singularity": False, "saltant_worker": True, "log_shipper": True, "ca_trust": True}
+    deps = {"saltant_worker": ["docker_engine", "singularity"], "log_shipper": ["saltant_worker"]}
+    assert compare.depending(roles, unchanged, deps) == {"saltant_worker": ["singularity"],
+                                                        "log_shipper": ["saltant_worker"]}
+    assert compare.depending(roles, {**unchanged, "singularity": True}, deps) == {}

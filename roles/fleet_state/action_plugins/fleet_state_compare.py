@@ -21,6 +21,8 @@ it), ``fleet_state_unchanged`` (every role: skip the host),
 ``fleet_state_inputs_unchanged`` (the inputs of every role passed the checks
 of the last complete run), ``__fleet_state_digests`` (kept by the record at
 the end of the run) and ``__fleet_state_why`` (which roles run, and why).
+A role of ``dependencies`` runs whenever one of the roles it names runs: it
+reads what they leave on the host.
 """
 
 from __future__ import annotations
@@ -90,6 +92,22 @@ def why(role: str, enabled: bool, full_run: bool, seen: Mapping, digest: str) ->
     return f"{role} ({'; '.join(reasons)})" if reasons else ""
 
 
+def depending(roles: list[str], unchanged: dict, dependencies: Mapping) -> dict[str, list[str]]:
+    """The roles that match their record but read what a role that runs
+    leaves on the host (transitively), and those roles."""
+    runs = {role for role in roles if not unchanged[role]}
+    result: dict[str, list[str]] = {}
+    grew = True
+    while grew:
+        grew = False
+        for role in roles:
+            reads = [str(other) for other in dependencies.get(role) or [] if str(other) in runs]
+            if reads and role not in runs:
+                result[role], grew = reads, True
+                runs.add(role)
+    return result
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -139,7 +157,7 @@ class ActionModule(ActionBase):
         seen_roles = (args.get("seen") or {}).get("roles") or {}
         enabled = boolean(args.get("enabled", True))
         full_run = boolean(args.get("full_run", False))
-        digests, unchanged, inputs_unchanged, reasons = {}, {}, True, []
+        digests, unchanged, inputs_unchanged, why_role = {}, {}, True, {}
         for role in roles:
             names, code_roles = refs[role]
             own = sorted(n for n in variables if isinstance(n, str) and n.startswith(role + "_"))
@@ -157,8 +175,11 @@ class ActionModule(ActionBase):
             same_inputs = enabled and not full_run and seen.get("digest") == digests[role]
             inputs_unchanged = inputs_unchanged and same_inputs
             unchanged[role] = same_inputs and seen.get("intact") is True
-            if not unchanged[role]:
-                reasons.append(why(role, enabled, full_run, seen, digests[role]))
+            why_role[role] = why(role, enabled, full_run, seen, digests[role])
+        for role, runs in depending(roles, unchanged, args.get("dependencies") or {}).items():
+            unchanged[role] = False
+            why_role[role] = why_role[role] or f"{role} (it reads what {', '.join(runs)} leave on the host)"
+        reasons = [why_role[role] for role in roles if not unchanged[role]]
         result.update(
             changed=False,
             ansible_facts={
