@@ -178,7 +178,7 @@ class ActionModule(ActionBase):
             why_role[role] = why(role, enabled, full_run, seen, digests[role])
         for role, runs in depending(roles, unchanged, args.get("dependencies") or {}).items():
             unchanged[role] = False
-            why_role[role] = why_role[role] or f"{role} (it reads what {', '.join(runs)} leave on the host)"
+            why_role[role] = why_role[role] or f"{role} (it reads what {', '.join(runs)} left on the host)"
         reasons = [why_role[role] for role in roles if not unchanged[role]]
         result.update(
             changed=False,

@@ -101,7 +101,15 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
         return status == "install ok installed"
 
     try:
-        assert fleet.playbook("--limit", APPTAINER, extra_vars=neurodebian).returncode == 0
+        switched = fleet.playbook("--limit", APPTAINER, extra_vars=neurodebian)
+        assert switched.returncode == 0
+        # Only the runtime's variables changed; the worker's role runs too, as
+        # it reads what the runtime's role installs (a setuid starter needs
+        # other sandboxing), and the log shipper's does not.
+        said = " ".join(switched.stdout.split())
+        assert f"{APPTAINER}: running every task of singularity (the inputs changed" in said
+        assert "saltant_worker (it reads what singularity left on the host)" in said
+        assert "log_shipper (" not in said
         assert installed("singularity-container") and not installed("apptainer")
         assert fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/").split() == ["neurodebian.sources"]
         assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == ["saltant-fleet-singularity"]
