@@ -9,7 +9,9 @@ reached over SSH as Molecule reaches them, the demo inventory's settings):
 - fresh converge: site.yml on 1, 2 and 4 new hosts (containers recreated);
 - idempotent re-run: site.yml again on 1 and on 4 provisioned hosts, as it
   runs by default (hosts whose record matches are skipped: fleet_state) and
-  with every task (fleet_state_full_run), which is what it cost before.
+  with every task (fleet_state_full_run), which is what it cost before;
+- a new worker setting (saltant_worker_loglevel): the worker's role runs, the
+  other roles match their record and are skipped.
 
 Each figure is the median of --repeat runs (fresh converges: one each), with
 the CPU seconds it took here (Ansible) and on the hosts (their cgroups): on
@@ -142,6 +144,11 @@ def main() -> int:
                 figures[f"idempotent {label}"], cpu[f"idempotent {label}"] = bench.median(args.repeat, site, hosts)
                 figures[f"every task {label}"], cpu[f"every task {label}"] = bench.median(
                     args.repeat, site, hosts, "-e", "fleet_state_full_run=true")
+                # A new worker setting each time: the worker's role runs, the others are skipped.
+                runs = [(bench.playbook(site, hosts, "-e", f"saltant_worker_loglevel={level}"), bench.cpu)
+                        for level in ([{"1": "WARNING", "4": "ERROR"}[label], "INFO"] * args.repeat)[:args.repeat]]
+                figures[f"one role {label}"] = statistics.median(r[0] for r in runs)
+                cpu[f"one role {label}"] = tuple(statistics.median(r[1][i] for r in runs) for i in (0, 1))
         finally:
             for host in [BROKER, *WORKERS]:
                 subprocess.run(["docker", "rm", "-f", host], capture_output=True)
@@ -154,6 +161,8 @@ def main() -> int:
          f"{f['idempotent 4'] / f['idempotent 1']:.2f}x (target <= 1.3x)"),
         ("site.yml, every task (fleet_state_full_run)", f["every task 1"], f["every task 4"],
          f"{f['every task 1'] / f['no-op 1']:.1f}x", f"{f['every task 4'] / f['every task 1']:.2f}x"),
+        ("site.yml, a new worker setting (the worker's role runs)", f["one role 1"], f["one role 4"],
+         f"{f['one role 1'] / f['no-op 1']:.1f}x", f"{f['one role 4'] / f['one role 1']:.2f}x"),
         ("site.yml, fresh converge", f["fresh 1"], f["fresh 4"], "",
          f"{f['fresh 4'] / f['fresh 1']:.2f}x (target <= 1.6x); 2 hosts {f['fresh 2']:.1f} s, "
          f"{f['fresh 2'] / f['fresh 1']:.2f}x"),
