@@ -31,6 +31,16 @@ def ran(output: str, task: str) -> bool:
 
 
 def test_an_unchanged_host_is_skipped_and_drift_or_new_inputs_give_a_full_run(fleet):
+    try:
+        check_skipping_and_repair(fleet)
+    except BaseException:
+        # The test stops units and edits files by hand: put the host back for
+        # the tests that follow.
+        fleet.playbook()
+        raise
+
+
+def check_skipping_and_repair(fleet) -> None:
     worker = fleet.workers[0]
     settled = fleet.playbook()
     assert settled.returncode == 0, settled.stdout[-3000:]
@@ -84,7 +94,9 @@ def test_an_unchanged_host_is_skipped_and_drift_or_new_inputs_give_a_full_run(fl
     assert f"{worker}: running every task of saltant_worker (the inputs changed" in tagged.stdout
     assert f"paths {ENV}" in tagged.stdout
     assert "log_shipper (" not in tagged.stdout and "ca_trust (" not in tagged.stdout
-    assert fleet.sh(worker, f"test -e {RECORD} && echo kept || echo none").strip() == "none"
+    # The worker's role is forgotten until a complete run; the others keep their record.
+    roles = fact(fleet, worker)["roles"]
+    assert "saltant_worker" not in roles and {"ca_trust", "log_shipper"} <= set(roles)
 
     # The next run is full and repairs everything; the one after is skipped.
     full = fleet.playbook()

@@ -100,6 +100,9 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
         status = fleet.sh(APPTAINER, f"dpkg-query -W -f '${{Status}}' {package}", check=False)
         return status == "install ok installed"
 
+    # From a host where every role matches its record (earlier tests may
+    # have left some roles to run again).
+    assert fleet.playbook("--limit", APPTAINER).returncode == 0
     try:
         switched = fleet.playbook("--limit", APPTAINER, extra_vars=neurodebian)
         assert switched.returncode == 0
@@ -107,9 +110,8 @@ def test_switching_the_source_replaces_the_runtime_and_its_apt_sources(fleet):
         # it reads what the runtime's role installs (a setuid starter needs
         # other sandboxing), and the log shipper's does not.
         said = " ".join(switched.stdout.split())
-        assert f"{APPTAINER}: running every task of singularity (the inputs changed" in said
-        assert "saltant_worker (it reads what singularity left on the host)" in said
-        assert "log_shipper (" not in said
+        assert re.search(rf"{APPTAINER}: running every task of singularity \(the inputs changed [^)]*\)\), "
+                         r"saltant_worker \(it reads what singularity left on the host\)'", said)
         assert installed("singularity-container") and not installed("apptainer")
         assert fleet.sh(APPTAINER, "ls /etc/apt/sources.list.d/").split() == ["neurodebian.sources"]
         assert fleet.sh(APPTAINER, "ls /etc/apt/preferences.d/").split() == ["saltant-fleet-singularity"]
