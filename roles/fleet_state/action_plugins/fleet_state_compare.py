@@ -19,8 +19,10 @@ on the host (``seen``: its digest, whether what the role manages is intact,
 the drift). Returned as facts: ``fleet_state_roles_unchanged`` (role: skip
 it), ``fleet_state_unchanged`` (every role: skip the host),
 ``fleet_state_inputs_unchanged`` (the inputs of every role passed the checks
-of the last complete run), ``__fleet_state_digests`` (kept by the record at
-the end of the run) and ``__fleet_state_why`` (which roles run, and why).
+of the last complete run), ``__fleet_state_run`` (the roles that run, which
+prepare forgets and record keeps), ``__fleet_state_digests`` (kept by the
+record at the end of the run) and ``__fleet_state_why`` (which roles run, and
+why).
 A role of ``dependencies`` runs whenever one of the roles it names runs: it
 reads what they leave on the host.
 """
@@ -42,24 +44,28 @@ from ansible.plugins.action import ActionBase
 ROLES = Path(__file__).resolve().parents[2]  # the roles folder this role is in
 
 
-def code_digest(folder: Path) -> str:
-    """SHA-256 over the path and contents of every file but documentation."""
+TEXT_SUFFIXES = (".yml", ".yaml", ".j2", ".py", ".sh", ".cfg", ".conf", ".json")
+
+
+def read_role(folder: Path) -> tuple[str, str]:
+    """One walk of a role's files: the SHA-256 over the path and contents of
+    every file but documentation, and the text of those that can name
+    variables and roles (tasks, templates, defaults, plugins...)."""
     digest = hashlib.sha256()
+    texts = []
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix in (".md", ".pyc") or "__pycache__" in path.parts:
             continue
+        data = path.read_bytes()
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+        digest.update(hashlib.sha256(data).digest())
+        if path.suffix in TEXT_SUFFIXES:
+            texts.append(data.decode(errors="replace"))
+    return digest.hexdigest(), "\n".join(texts)
 
 
-def role_text(folder: Path) -> str:
-    """The text of a role's files (tasks, templates, defaults, plugins...)."""
-    texts = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in (".yml", ".yaml", ".j2", ".py", ".sh", ".cfg", ".conf", ".json"):
-            texts.append(path.read_text(errors="replace"))
-    return "\n".join(texts)
+def code_digest(folder: Path) -> str:
+    return read_role(folder)[0]
 
 
 def references(roles: list[str], texts: dict[str, str]) -> dict[str, tuple[set, set]]:
@@ -151,9 +157,9 @@ class ActionModule(ActionBase):
             "managed": constants.config.get_config_value("DEFAULT_MANAGED_STR"),
             "shared": {name: value(name) for name in sorted(map(str, args.get("shared") or [])) if name in variables},
         }
-        folders = {role: ROLES / role for role in roles}
-        codes = {role: code_digest(folder) for role, folder in folders.items()}
-        refs = references(roles, {role: role_text(folder) for role, folder in folders.items()})
+        read = {role: read_role(ROLES / role) for role in roles}
+        codes = {role: code for role, (code, _) in read.items()}
+        refs = references(roles, {role: text for role, (_, text) in read.items()})
         seen_roles = (args.get("seen") or {}).get("roles") or {}
         enabled = boolean(args.get("enabled", True))
         full_run = boolean(args.get("full_run", False))
@@ -185,6 +191,7 @@ class ActionModule(ActionBase):
             ansible_facts={
                 "__fleet_state_digests": digests,
                 "__fleet_state_why": ", ".join(reasons),
+                "__fleet_state_run": [role for role in roles if not unchanged[role]],
                 "fleet_state_roles_unchanged": unchanged,
                 "fleet_state_inputs_unchanged": inputs_unchanged,
                 "fleet_state_unchanged": all(unchanged.values()),
