@@ -196,3 +196,37 @@ def test_a_role_runs_when_a_role_whose_results_it_reads_runs():
     assert compare.depending(roles, unchanged, deps) == {"saltant_worker": ["singularity"],
                                                         "log_shipper": ["saltant_worker"]}
     assert compare.depending(roles, {**unchanged, "singularity": True}, deps) == {}
+
+
+def test_the_probe_reads_the_platform_and_the_record_in_one_shell_command(tmp_path: Path):
+    fact = tmp_path / "saltant fleet.fact"
+    fact.write_text('#!/bin/sh\necho \'{"roles": {"ca_trust": {"digest": "d", "intact": true}}}\'\n')
+    fact.chmod(0o700)
+    out = subprocess.run(["/bin/sh", "-c", compare.probe_command(str(fact))], capture_output=True, text=True,
+                         check=True).stdout
+    platform, record = compare.parse_probe(out.replace("\n", "\r\n"))  # a terminal's line ends
+    assert record == {"roles": {"ca_trust": {"digest": "d", "intact": True}}}
+    assert set(platform) == {"/etc/os-release", "/etc/debian_version", "machine", "python3"}
+    assert platform["machine"] == os.uname().machine
+    assert "\r" not in "".join(platform.values())
+    # No program yet (a new host), or output that is not a record: no record.
+    fact.unlink()
+    out = subprocess.run(["/bin/sh", "-c", compare.probe_command(str(fact))], capture_output=True, text=True,
+                         check=True).stdout
+    assert compare.parse_probe(out)[1] == {}
+    assert compare.parse_probe("@@ record\nsudo: a password is required\n")[1] == {}
+    assert compare.parse_probe("@@ record\n[1, 2]\n")[1] == {}
+
+
+@pytest.mark.parametrize(("os_release", "debian_version", "facts"), [
+    ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+     "VERSION_CODENAME=bookworm\nID=debian\n", "12.8",
+     {"distribution": "Debian", "distribution_release": "bookworm", "distribution_version": "12.8",
+      "distribution_major_version": "12", "os_family": "Debian", "architecture": "x86_64"}),
+    ('NAME="Ubuntu"\nVERSION_ID="22.04"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n', "bookworm/sid",
+     {"distribution": "Ubuntu", "distribution_release": "jammy", "distribution_version": "22.04",
+      "distribution_major_version": "22", "os_family": "Debian", "architecture": "x86_64"}),
+])
+def test_role_variables_see_the_distribution_as_the_probe_reads_it(os_release, debian_version, facts):
+    platform = {"/etc/os-release": os_release, "/etc/debian_version": debian_version, "machine": "x86_64"}
+    assert compare.platform_facts(platform) == facts

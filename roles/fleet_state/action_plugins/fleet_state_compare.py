@@ -12,12 +12,20 @@ For each role of ``roles``, the digest of its inputs, computed on the controller
 - the role's code, and the code of the other roles its files name
   (docker_engine includes signed_apt_repo): every file but documentation;
 - the contents of the controller files the variables name (``files``);
-- the platform facts (``platform``), Ansible's version and its managed string.
+- the host's platform, Ansible's version and its managed string.
 
-Each is compared with the role's entry in the record that fact gathering read
-on the host (``seen``: its digest, whether what the role manages is intact,
-the drift). Returned as facts: ``fleet_state_roles_unchanged`` (role: skip
-it), ``fleet_state_unchanged`` (every role: skip the host),
+The host's side comes from one shell command that this action runs on the
+host (as a ``raw`` task would, with become): the platform (os-release,
+Debian version, machine, Python 3) and the record (the program at ``fact``:
+each role's digest, whether what it manages is intact, the drift). A shell
+command is not a module: a host where nothing changed costs no Python module
+and no fact gathering. Facts are gathered (the setup module, here) only when a
+variable cannot be templated without them, such as a concurrency computed
+from ``ansible_processor_vcpus``; they are returned, so the host has them.
+
+Each digest is compared with the role's entry in the record. Returned as
+facts: ``fleet_state_roles_unchanged`` (role: skip it),
+``fleet_state_unchanged`` (every role: skip the host),
 ``fleet_state_inputs_unchanged`` (the inputs of every role passed the checks
 of the last complete run), ``__fleet_state_run`` (the roles that run, which
 prepare forgets and record keeps), ``__fleet_state_digests`` (kept by the
@@ -31,7 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import keyword
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,6 +50,7 @@ from ansible import constants
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
 
 ROLES = Path(__file__).resolve().parents[2]  # the roles folder this role is in
 
@@ -85,6 +96,51 @@ def references(roles: list[str], texts: dict[str, str]) -> dict[str, tuple[set, 
     return result
 
 
+def parse_probe(text: str) -> tuple[dict, dict]:
+    """The platform ({section: text}) and the record ({} if absent or not
+    JSON) in the probe's output: sections that start with a line "@@ NAME"."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.replace("\r", "").splitlines():
+        if line.startswith("@@ "):
+            current = line[3:].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    record_text = "\n".join(sections.pop("record", [])).strip()
+    try:
+        record = json.loads(record_text) if record_text else {}
+    except ValueError:
+        record = {}
+    platform = {name: "\n".join(lines).strip() for name, lines in sections.items()}
+    return platform, record if isinstance(record, dict) else {}
+
+
+def platform_facts(platform: Mapping) -> dict:
+    """The distribution facts that role variables are computed from, as the
+    probe reads them (os-release, /etc/debian_version, uname -m)."""
+    release = {}
+    for line in str(platform.get("/etc/os-release", "")).splitlines():
+        key, sep, text = line.partition("=")
+        if sep:
+            release[key.strip()] = text.strip().strip("\"'")
+    ident = release.get("ID", "").lower()
+    distribution = {"debian": "Debian", "ubuntu": "Ubuntu"}.get(ident, release.get("NAME", ident).split(" ")[0])
+    version = (str(platform.get("/etc/debian_version", "")) if distribution == "Debian" else "") \
+        or release.get("VERSION_ID", "")
+    return {
+        "distribution": distribution,
+        "distribution_release": release.get("VERSION_CODENAME", ""),
+        "distribution_version": version,
+        "distribution_major_version": version.split(".")[0],
+        "os_family": "Debian" if "debian" in (ident, *release.get("ID_LIKE", "").split()) else distribution,
+        "architecture": str(platform.get("machine", "")),
+    }
+
+
+FAILED = "(cannot be templated: "
+
+
 def why(role: str, enabled: bool, full_run: bool, seen: Mapping, digest: str) -> str:
     reasons = []
     if not enabled:
@@ -114,6 +170,15 @@ def depending(roles: list[str], unchanged: dict, dependencies: Mapping) -> dict[
     return result
 
 
+def probe_command(fact: str) -> str:
+    """The shell command that prints the platform and the record, each after a line "@@ NAME"."""
+    return (
+        'for f in /etc/os-release /etc/debian_version; do echo "@@ $f"; cat "$f" 2>/dev/null; done; '
+        'echo "@@ machine"; uname -m; echo "@@ python3"; python3 --version 2>&1; '
+        f'echo "@@ record"; if [ -x {shlex.quote(fact)} ]; then {shlex.quote(fact)}; fi; true'
+    )
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -127,40 +192,84 @@ class ActionModule(ActionBase):
                 defaults.update(self._loader.load_from_file(str(path)) or {})
         return defaults
 
+    def gather_facts(self, task_vars: dict) -> dict:
+        """The host's facts, as the setup module gives them (ansible_NAME)."""
+        result = self._execute_module(module_name="ansible.builtin.setup", module_args={}, task_vars=task_vars)
+        if result.get("failed"):
+            raise AnsibleError(f"fleet_state_compare: gathering facts failed: {result.get('msg')}")
+        return dict(result.get("ansible_facts") or {})
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = dict(task_vars or {})
         args = self._task.args
         roles = [str(role) for role in args.get("roles") or []]
-        # The defaults of the roles come first: every other source overrides them.
-        variables = {**self.role_defaults(roles), **task_vars}
+        probe = self._low_level_execute_command(probe_command(str(args["fact"])), sudoable=True)
+        if probe.get("rc") != 0:
+            output = probe.get("stderr") or probe.get("stdout")
+            raise AnsibleError(f"fleet_state_compare: reading the host failed: {output}")
+        platform, seen_record = parse_probe(str(probe.get("stdout") or ""))
+        # The defaults of the roles come first: every other source overrides
+        # them. The distribution facts are the probe's, whether or not facts
+        # were gathered: the same platform gives the same digest.
+        stub = platform_facts(platform)
+        variables = {**self.role_defaults(roles), **task_vars, **{f"ansible_{key}": item for key, item in stub.items()},
+                     "ansible_facts": {**(task_vars.get("ansible_facts") or {}), **stub}}
         templar = self._templar.copy_with_new_env(available_variables=variables)
         cache: dict[str, object] = {}
+        gathered: dict = {}
 
         def value(name: str):
             if name not in cache:
                 try:
                     cache[name] = templar.resolve_variable_expression(name)
                 except Exception as error:  # noqa: BLE001 - the checks name the variable; here it is an input
-                    cache[name] = f"(cannot be templated: {type(error).__name__})"
+                    cache[name] = f"{FAILED}{type(error).__name__})"
             return cache[name]
+
+        def resolve(names: set[str]) -> None:
+            """Template many variables in one expression: each templating call copies all variables."""
+            wanted = sorted(n for n in names if n not in cache and n.isidentifier() and not keyword.iskeyword(n))
+            if not wanted:
+                return
+            try:
+                values = templar.evaluate_expression(trust_as_template("[" + ", ".join(wanted) + "]"))
+            except Exception:  # noqa: BLE001 - one of them cannot be templated: value() says which
+                return
+            cache.update(zip(wanted, values))
 
         files = []
         for name in args.get("files") or []:
             found = self._find_needle("files", str(name)) if name else None
             files.append(hashlib.sha256(Path(found).read_bytes()).hexdigest() if found else f"(missing {name})")
-        facts = task_vars.get("ansible_facts") or {}
-        common = {
-            "platform": {key: facts.get(key) for key in args.get("platform") or []},
-            "files": files,
-            "ansible": ansible_version,
-            "managed": constants.config.get_config_value("DEFAULT_MANAGED_STR"),
-            "shared": {name: value(name) for name in sorted(map(str, args.get("shared") or [])) if name in variables},
-        }
         read = {role: read_role(ROLES / role) for role in roles}
         codes = {role: code for role, (code, _) in read.items()}
         refs = references(roles, {role: text for role, (_, text) in read.items()})
-        seen_roles = (args.get("seen") or {}).get("roles") or {}
+        shared = sorted(n for n in map(str, args.get("shared") or []) if n in variables)
+        inputs_names = ({n for n in variables if isinstance(n, str) and n.startswith(tuple(f"{r}_" for r in roles))}
+                        | (set(shared).union(*(refs[role][0] for role in roles)) & set(variables)))
+        resolve(inputs_names)
+        failed = [n for n in inputs_names if str(value(n)).startswith(FAILED)]
+        if failed and not (task_vars.get("ansible_facts") or {}).get("distribution"):
+            # Some variable may be computed from facts: gather them, and template again.
+            gathered = self.gather_facts(task_vars)
+            variables.update({**gathered, **{f"ansible_{key}": item for key, item in stub.items()}},
+                             ansible_facts={**{key.removeprefix("ansible_"): item for key, item in gathered.items()},
+                                            **stub})
+            templar = self._templar.copy_with_new_env(available_variables=variables)
+            for name in failed:
+                del cache[name]
+            resolve(set(failed))
+        common = {
+            "platform": platform,
+            "files": files,
+            "ansible": ansible_version,
+            "managed": constants.config.get_config_value("DEFAULT_MANAGED_STR"),
+            "shared": {name: value(name) for name in shared},
+        }
+        seen_roles = seen_record.get("roles") or {}
+        if not isinstance(seen_roles, Mapping):
+            seen_roles = {}
         enabled = boolean(args.get("enabled", True))
         full_run = boolean(args.get("full_run", False))
         digests, unchanged, inputs_unchanged, why_role = {}, {}, True, {}
@@ -189,6 +298,8 @@ class ActionModule(ActionBase):
         result.update(
             changed=False,
             ansible_facts={
+                **gathered,
+                "__fleet_state_record": seen_record,
                 "__fleet_state_digests": digests,
                 "__fleet_state_why": ", ".join(reasons),
                 "__fleet_state_run": [role for role in roles if not unchanged[role]],

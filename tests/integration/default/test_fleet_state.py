@@ -70,6 +70,14 @@ def check_skipping_and_repair(fleet) -> None:
     alone = fleet.playbook(playbook="playbooks/workers.yml")
     assert alone.returncode == 0 and not provisioned(alone.stdout), alone.stdout[-3000:]
 
+    # The comparison reads the host with one shell command, not with facts.
+    # A value computed from a fact it does not read (the number of CPUs)
+    # makes it gather them: the same value, the same digest, no run.
+    assert "TASK [Gather the facts the checks and the roles read]" not in result.stdout
+    computed = fleet.playbook(extra_vars={
+        "saltant_worker_loglevel": "{{ 'INFO' if ansible_processor_vcpus | int > 0 else 'DEBUG' }}"})
+    assert computed.returncode == 0 and not provisioned(computed.stdout), computed.stdout[-3000:]
+
     # A bad value is a new input: the checks run again and refuse it by name
     # before anything changes, and the record still holds.
     record = fleet.sh(worker, f"sha256sum {RECORD}")
