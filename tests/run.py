@@ -247,6 +247,30 @@ def timing_table(tally: Tally, wall: float, cpu: tuple[float, float] = (0.0, 0.0
     return "\n".join(lines) + "\n"
 
 
+def costliest_tests(since: float, count: int = 12) -> str:
+    """Markdown: the integration tests of this run (JUnit files written since
+    `since`, a time.time()) that cost the most CPU seconds, here and on their
+    hosts (recorded by tests/integration/conftest.py)."""
+    rows = []
+    for junit in sorted(RESULTS.glob("*-integration.xml")):
+        if junit.stat().st_mtime < since:
+            continue
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            props = {p.get("name"): float(p.get("value") or 0) for p in case.iter("property")}
+            if "cpu_here" in props:
+                rows.append((props["cpu_here"] + props.get("cpu_hosts", 0.0), props["cpu_here"],
+                             props.get("cpu_hosts", 0.0), float(case.get("time") or 0),
+                             junit.name.split("-")[0], case.get("name")))
+    if not rows:
+        return ""
+    rows.sort(reverse=True)
+    lines = ["", f"The {min(count, len(rows))} integration tests that cost the most CPU seconds"
+             f" ({sum(r[0] for r in rows):.0f} CPU-s for all {len(rows)}):", "",
+             "| scenario | test | CPU-s here | CPU-s hosts | seconds |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {r[4]} | {r[5]} | {r[1]:.0f} | {r[2]:.0f} | {r[3]:.0f} |" for r in rows[:count]]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
@@ -271,7 +295,7 @@ def main() -> int:
         work.append(("lint", lint))
 
     lanes = max(1, args.lanes)
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time()
     cpu_start = cpu_seconds()
 
     def do(item: tuple[str, Callable[[Job], None]]) -> None:
@@ -289,6 +313,8 @@ def main() -> int:
     cpu_end = cpu_seconds()
 
     table = timing_table(tally, wall, (cpu_end[0] - cpu_start[0], cpu_end[1] - cpu_start[1]))
+    if args.only in (None, "molecule"):
+        table += costliest_tests(since)
     (RESULTS / "timings.md").write_text("# Timings of the last run (tests/run.py)\n\n" + table)
     lines = [f"{seconds:8.1f} s  {result:<22} {job}: {step}" for job, step, result, seconds in tally.rows]
     lines.append(f"{wall:8.1f} s  total")
