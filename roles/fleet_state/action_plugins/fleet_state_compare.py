@@ -188,8 +188,9 @@ class ActionModule(ActionBase):
         for role in roles:
             path = ROLES / role / "defaults" / "main.yml"
             if path.is_file():
-                # The loader marks the values as the project's own templates.
-                defaults.update(self._loader.load_from_file(str(path)) or {})
+                # The project's own templates, as when Ansible loads a role's
+                # defaults (a play that lists the role has them trusted already).
+                defaults.update(self._loader.load_from_file(str(path), trusted_as_template=True) or {})
         return defaults
 
     def gather_facts(self, task_vars: dict) -> dict:
