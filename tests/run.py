@@ -55,6 +55,8 @@ class Tally:
     rows: list[tuple[str, str, str, float]] = field(default_factory=list)
     # CPU seconds per job: its own processes (the controller side), its test hosts.
     cpu: dict[str, list[float]] = field(default_factory=dict)
+    # CPU seconds per job and step, here and on the job's hosts.
+    step_cpu: dict[tuple[str, str], float] = field(default_factory=dict)
     passed: int = 0
     failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +81,7 @@ class Job:
         self.name = name
         self.tally = tally
         self.log_path = LOGS / f"{name}.log"
+        self.last_cpu = 0.0
         self.out: IO[str] | None = None
         if to_log:
             LOGS.mkdir(parents=True, exist_ok=True)
@@ -96,8 +99,15 @@ class Job:
         # wait4: the CPU time of the command and of every process it waited for.
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-        self.tally.add_cpu(self.name, controller=usage.ru_utime + usage.ru_stime)
+        self.last_cpu = usage.ru_utime + usage.ru_stime
+        self.tally.add_cpu(self.name, controller=self.last_cpu)
         return process.returncode
+
+    def step_cpu(self, step: str, hosts_before: float) -> None:
+        """Count the CPU seconds of the step that just ended: its command's and its hosts'."""
+        spent = self.last_cpu + max(0.0, hosts_cpu_seconds(self.name) - hosts_before)
+        with self.tally.lock:
+            self.tally.step_cpu[(self.name, step)] = self.tally.step_cpu.get((self.name, step), 0.0) + spent
 
     def tail(self) -> None:
         if self.out is None:
@@ -110,9 +120,10 @@ class Job:
 
     def run(self, step: str, argv: list[str], env: dict | None = None) -> bool:
         self.say(f"{step} ...")
-        start = time.monotonic()
+        start, hosts = time.monotonic(), hosts_cpu_seconds(self.name)
         code = self.call(argv, env)
         seconds = time.monotonic() - start
+        self.step_cpu(step, hosts)
         ok = code == 0
         self.tally.add(self.name, step, "ok" if ok else f"FAILED (exit {code})", seconds, int(ok), int(not ok))
         self.say(f"{step} {'ok' if ok else f'FAILED (exit {code})'} in {seconds:.0f} s")
@@ -126,9 +137,10 @@ class Job:
         junit.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
         self.say(f"{step} ...")
-        start = time.monotonic()
+        start, hosts = time.monotonic(), hosts_cpu_seconds(self.name)
         code = self.call(argv, env)
         seconds = time.monotonic() - start
+        self.step_cpu(step, hosts)
         passed = failed = 0
         if junit.exists():
             for case in ET.parse(junit).getroot().iter("testcase"):
@@ -241,6 +253,16 @@ def timing_table(tally: Tally, wall: float, cpu: tuple[float, float] = (0.0, 0.0
                  f" ({busy / 60:.1f} min). Seconds; 'other' is lint and unit steps. CPU-s here: the CPU"
                  " seconds of the job's own processes (Molecule, Ansible, pytest); CPU-s hosts: of its"
                  " test hosts' containers, until destroy.")
+    if tally.step_cpu:
+        lines += ["", "CPU seconds of each step, here and on the job's hosts:", "",
+                  "| job | " + " | ".join(STEPS) + " | other | total |",
+                  "| --- | " + " | ".join("---:" for _ in STEPS) + " | ---: | ---: |"]
+        for job in jobs:
+            spent = {step: c for (j, step), c in tally.step_cpu.items() if j == job}
+            other = sum(c for step, c in spent.items() if step not in STEPS)
+            cells = [f"{spent[s]:.0f}" if s in spent else "" for s in STEPS]
+            lines.append(f"| {job} | " + " | ".join(cells) + f" | {other:.0f} | {sum(spent.values()):.0f} |")
+        lines.append("")
     if sum(cpu) > 0:
         lines.append(f"The {os.cpu_count()} cores were busy {100 * cpu[0] / sum(cpu):.0f} % of the wall time"
                      f" ({cpu[0]:.0f} CPU seconds).")
