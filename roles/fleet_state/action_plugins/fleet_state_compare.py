@@ -27,7 +27,7 @@ Each digest is compared with the role's entry in the record. Returned as
 facts: ``fleet_state_roles_unchanged`` (role: skip it),
 ``fleet_state_unchanged`` (every role: skip the host),
 ``fleet_state_inputs_unchanged`` (the inputs of every role passed the checks
-of the last complete run), ``__fleet_state_run`` (the roles that run, which
+of the last complete run, also when ``full_run`` runs every task), ``__fleet_state_run`` (the roles that run, which
 prepare forgets and record keeps), ``__fleet_state_digests`` (kept by the
 record at the end of the run) and ``__fleet_state_why`` (which roles run, and
 why).
@@ -288,9 +288,10 @@ class ActionModule(ActionBase):
                 raise AnsibleError(f"fleet_state_compare: the inputs of {role} are not JSON: {error}") from error
             digests[role] = hashlib.sha256(text.encode()).hexdigest()
             seen = seen_roles.get(role) or {}
-            same_inputs = enabled and not full_run and seen.get("digest") == digests[role]
+            same_inputs = enabled and seen.get("digest") == digests[role]
+            # A full run runs every task; its inputs passed the checks all the same.
             inputs_unchanged = inputs_unchanged and same_inputs
-            unchanged[role] = same_inputs and seen.get("intact") is True
+            unchanged[role] = same_inputs and not full_run and seen.get("intact") is True
             why_role[role] = why(role, enabled, full_run, seen, digests[role])
         for role, runs in depending(roles, unchanged, args.get("dependencies") or {}).items():
             unchanged[role] = False
