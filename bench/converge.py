@@ -6,6 +6,8 @@ saltant-fleet/debian:12 and a broker host from saltant-fleet/broker:12,
 reached over SSH as Molecule reaches them, the demo inventory's settings):
 
 - no-op: a playbook that gathers facts and pings, on 1 and on 4 hosts;
+- one shell command: a playbook of one raw task and no facts, Ansible's own
+  cost of a play over 1 and 4 hosts;
 - fresh converge: site.yml on 1, 2 and 4 new hosts (containers recreated);
 - idempotent re-run: site.yml again on 1 and on 4 provisioned hosts, as it
   runs by default (hosts whose record matches are skipped: fleet_state) and
@@ -55,6 +57,16 @@ NOOP = """---
     - name: Ping
       ansible.builtin.ping:
 """
+# Ansible's own cost of a play over N hosts: one shell command each.
+RAW = """---
+- name: One shell command
+  hosts: saltant_workers
+  gather_facts: false
+  tasks:
+    - name: True
+      ansible.builtin.raw: "true"
+      changed_when: false
+"""
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -87,6 +99,7 @@ class Bench:
         self.inventory = inventory
         self.cpu: tuple[float, float] = (0.0, 0.0)
         (work / "noop.yml").write_text(NOOP)
+        (work / "raw.yml").write_text(RAW)
 
     def playbook(self, playbook: Path, hosts: list[str], *args: str) -> float:
         """Seconds the run took; its CPU seconds (this machine's, the hosts') go to self.cpu."""
@@ -141,6 +154,7 @@ def main() -> int:
                 figures[f"fresh {label}"], cpu[f"fresh {label}"] = bench.fresh(hosts)
             for label, hosts in (("1", one), ("4", four)):
                 figures[f"no-op {label}"], cpu[f"no-op {label}"] = bench.median(args.repeat, noop, hosts)
+                figures[f"raw {label}"], cpu[f"raw {label}"] = bench.median(args.repeat, Path(work) / "raw.yml", hosts)
                 figures[f"idempotent {label}"], cpu[f"idempotent {label}"] = bench.median(args.repeat, site, hosts)
                 figures[f"every task {label}"], cpu[f"every task {label}"] = bench.median(
                     args.repeat, site, hosts, "-e", "fleet_state_full_run=true")
@@ -156,6 +170,8 @@ def main() -> int:
     f = figures
     rows = [
         ("no-op playbook (facts + ping)", f["no-op 1"], f["no-op 4"], "1.0x", f"{f['no-op 4'] / f['no-op 1']:.2f}x"),
+        ("one shell command (raw), no facts", f["raw 1"], f["raw 4"], f"{f['raw 1'] / f['no-op 1']:.1f}x",
+         f"{f['raw 4'] / f['raw 1']:.2f}x"),
         ("site.yml, idempotent re-run", f["idempotent 1"], f["idempotent 4"],
          f"{f['idempotent 1'] / f['no-op 1']:.1f}x (target <= 5x)",
          f"{f['idempotent 4'] / f['idempotent 1']:.2f}x (target <= 1.3x)"),
