@@ -81,7 +81,6 @@ class Job:
         self.name = name
         self.tally = tally
         self.log_path = LOGS / f"{name}.log"
-        self.last_cpu = 0.0
         self.out: IO[str] | None = None
         if to_log:
             LOGS.mkdir(parents=True, exist_ok=True)
@@ -90,7 +89,8 @@ class Job:
     def say(self, line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {self.name}: {line}", flush=True)
 
-    def call(self, argv: list[str], env: dict | None) -> int:
+    def call(self, argv: list[str], env: dict | None) -> tuple[int, float]:
+        """Run a command: its exit code and CPU seconds (also counted for the job)."""
         if self.out is not None:
             self.out.write(f"==> {' '.join(argv)}\n")
             self.out.flush()
@@ -99,15 +99,21 @@ class Job:
         # wait4: the CPU time of the command and of every process it waited for.
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-        self.last_cpu = usage.ru_utime + usage.ru_stime
-        self.tally.add_cpu(self.name, controller=self.last_cpu)
-        return process.returncode
+        cpu = usage.ru_utime + usage.ru_stime
+        self.tally.add_cpu(self.name, controller=cpu)
+        return process.returncode, cpu
 
-    def step_cpu(self, step: str, hosts_before: float) -> None:
-        """Count the CPU seconds of the step that just ended: its command's and its hosts'."""
-        spent = self.last_cpu + max(0.0, hosts_cpu_seconds(self.name) - hosts_before)
+    def step(self, step: str, argv: list[str], env: dict | None) -> tuple[int, float]:
+        """Run a step's command: its exit code and seconds; its CPU seconds
+        (the command's and the job's hosts') go to the tally."""
+        self.say(f"{step} ...")
+        start, hosts = time.monotonic(), hosts_cpu_seconds(self.name)
+        code, cpu = self.call(argv, env)
+        seconds = time.monotonic() - start
+        spent = cpu + max(0.0, hosts_cpu_seconds(self.name) - hosts)
         with self.tally.lock:
             self.tally.step_cpu[(self.name, step)] = self.tally.step_cpu.get((self.name, step), 0.0) + spent
+        return code, seconds
 
     def tail(self) -> None:
         if self.out is None:
@@ -119,11 +125,7 @@ class Job:
         print("-----", flush=True)
 
     def run(self, step: str, argv: list[str], env: dict | None = None) -> bool:
-        self.say(f"{step} ...")
-        start, hosts = time.monotonic(), hosts_cpu_seconds(self.name)
-        code = self.call(argv, env)
-        seconds = time.monotonic() - start
-        self.step_cpu(step, hosts)
+        code, seconds = self.step(step, argv, env)
         ok = code == 0
         self.tally.add(self.name, step, "ok" if ok else f"FAILED (exit {code})", seconds, int(ok), int(not ok))
         self.say(f"{step} {'ok' if ok else f'FAILED (exit {code})'} in {seconds:.0f} s")
@@ -136,11 +138,7 @@ class Job:
         junit = RESULTS / f"{self.name}-{step}.xml".replace(" ", "-").replace("/", "-")
         junit.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *args]
-        self.say(f"{step} ...")
-        start, hosts = time.monotonic(), hosts_cpu_seconds(self.name)
-        code = self.call(argv, env)
-        seconds = time.monotonic() - start
-        self.step_cpu(step, hosts)
+        code, seconds = self.step(step, argv, env)
         passed = failed = 0
         if junit.exists():
             for case in ET.parse(junit).getroot().iter("testcase"):

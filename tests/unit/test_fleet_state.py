@@ -146,17 +146,17 @@ def test_the_code_digest_covers_code_but_not_documentation(tmp_path: Path):
     (tmp_path / "role" / "tasks").mkdir(parents=True)
     (tmp_path / "role" / "tasks" / "main.yml").write_text("---\n")
     (tmp_path / "role" / "README.md").write_text("one\n")
-    first = compare.code_digest(tmp_path)
+    first = compare.read_role(tmp_path)[0]
     (tmp_path / "role" / "README.md").write_text("two\n")
     (tmp_path / "role" / "__pycache__").mkdir()
     (tmp_path / "role" / "__pycache__" / "x.pyc").write_bytes(b"\0")
-    assert compare.code_digest(tmp_path) == first
+    assert compare.read_role(tmp_path)[0] == first
     (tmp_path / "role" / "tasks" / "main.yml").write_text("--- \n")
-    assert compare.code_digest(tmp_path) != first
+    assert compare.read_role(tmp_path)[0] != first
     # A file moved is a change too, even with the same contents.
-    second = compare.code_digest(tmp_path)
+    second = compare.read_role(tmp_path)[0]
     (tmp_path / "role" / "tasks" / "main.yml").rename(tmp_path / "role" / "tasks" / "other.yml")
-    assert compare.code_digest(tmp_path) != second
+    assert compare.read_role(tmp_path)[0] != second
 
 
 @pytest.mark.parametrize(("enabled", "full_run", "seen", "reason"), [

@@ -27,10 +27,10 @@ Each digest is compared with the role's entry in the record. Returned as
 facts: ``fleet_state_roles_unchanged`` (role: skip it),
 ``fleet_state_unchanged`` (every role: skip the host),
 ``fleet_state_inputs_unchanged`` (the inputs of every role passed the checks
-of the last complete run, also when ``full_run`` runs every task), ``__fleet_state_run`` (the roles that run, which
-prepare forgets and record keeps), ``__fleet_state_digests`` (kept by the
-record at the end of the run) and ``__fleet_state_why`` (which roles run, and
-why).
+of the last complete run, also when ``full_run`` runs every task),
+``__fleet_state_run`` (the roles that run, which prepare forgets and record
+keeps), ``__fleet_state_digests`` (kept by the record at the end of the run)
+and ``__fleet_state_why`` (which roles run, and why).
 A role of ``dependencies`` runs whenever one of the roles it names runs: it
 reads what they leave on the host.
 """
@@ -73,10 +73,6 @@ def read_role(folder: Path) -> tuple[str, str]:
         if path.suffix in TEXT_SUFFIXES:
             texts.append(data.decode(errors="replace"))
     return digest.hexdigest(), "\n".join(texts)
-
-
-def code_digest(folder: Path) -> str:
-    return read_role(folder)[0]
 
 
 def references(roles: list[str], texts: dict[str, str]) -> dict[str, tuple[set, set]]:
@@ -214,8 +210,13 @@ class ActionModule(ActionBase):
         # them. The distribution facts are the probe's, whether or not facts
         # were gathered: the same platform gives the same digest.
         stub = platform_facts(platform)
-        variables = {**self.role_defaults(roles), **task_vars, **{f"ansible_{key}": item for key, item in stub.items()},
-                     "ansible_facts": {**(task_vars.get("ansible_facts") or {}), **stub}}
+
+        def with_stub(facts: Mapping) -> dict:
+            """Facts (without their prefix) as variables, the probe's distribution over them."""
+            facts = {**facts, **stub}
+            return {**{f"ansible_{key}": item for key, item in stub.items()}, "ansible_facts": facts}
+
+        variables = {**self.role_defaults(roles), **task_vars, **with_stub(task_vars.get("ansible_facts") or {})}
         templar = self._templar.copy_with_new_env(available_variables=variables)
         cache: dict[str, object] = {}
         gathered: dict = {}
@@ -254,9 +255,8 @@ class ActionModule(ActionBase):
         if failed and not (task_vars.get("ansible_facts") or {}).get("distribution"):
             # Some variable may be computed from facts: gather them, and template again.
             gathered = self.gather_facts(task_vars)
-            variables.update({**gathered, **{f"ansible_{key}": item for key, item in stub.items()}},
-                             ansible_facts={**{key.removeprefix("ansible_"): item for key, item in gathered.items()},
-                                            **stub})
+            variables.update(gathered)
+            variables.update(with_stub({key.removeprefix("ansible_"): item for key, item in gathered.items()}))
             templar = self._templar.copy_with_new_env(available_variables=variables)
             for name in failed:
                 del cache[name]
