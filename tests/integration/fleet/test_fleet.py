@@ -143,6 +143,29 @@ def test_a_job_on_a_queue_no_host_serves_stays_queued(fleet):
     assert samples and samples[-1]["queues"][UNSERVED] == [1, 0]
 
 
+def test_a_bad_setting_on_one_host_stops_the_hosts_whose_inputs_did_not_change(fleet, tmp_path):
+    """Hosts whose inputs passed the checks in their last run leave the
+    preflight play at once; one host failing a check still stops the run on
+    them, also on a host whose record names drift (which would run its role)."""
+    drifted, bad = fleet.workers[0], fleet.workers[-1]
+    unit = "saltant-log-shipper.service"
+    extra = tmp_path / "bad-host.yml"
+    extra.write_text(json.dumps({"saltant_workers": {"hosts": {bad: {"saltant_worker_loglevel": "LOUD"}}}}))
+    fleet.sh(drifted, f"systemctl stop {unit}")
+    try:
+        result = fleet.playbook("-i", str(extra))
+        assert result.returncode != 0
+        assert f"The settings of {bad} failed the checks above" in result.stdout, result.stdout[-3000:]
+        assert "saltant_worker_loglevel" in result.stdout
+        # The drifted host ran none of its roles.
+        assert fleet.unit_property(drifted, unit, "ActiveState") == "inactive"
+        assert re.search(rf"{drifted}\s+: ok=\d+\s+changed=0 ", result.stdout)
+    finally:
+        repaired = fleet.playbook("--limit", drifted)
+    assert repaired.returncode == 0, repaired.stdout[-3000:]
+    assert fleet.unit_property(drifted, unit, "ActiveState") == "active"
+
+
 def test_a_rolling_upgrade_under_load_keeps_every_queue_served(fleet):
     served = servers(fleet)
     tag = f"fleet-next-{uuidlib.uuid4().hex[:8]}"
