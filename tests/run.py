@@ -23,6 +23,7 @@ tests/results/timings.md and is printed at the end, before the last line,
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -291,6 +292,29 @@ def costliest_tests(since: float, count: int = 12) -> str:
     return "\n".join(lines) + "\n"
 
 
+def costliest_playbooks(since: float, count: int = 12) -> str:
+    """Markdown: the playbook runs of this run's integration tests (the ledger
+    tests/helpers/fleet.py keeps) that cost the most CPU seconds."""
+    ledger = RESULTS / "playbooks.jsonl"
+    runs = [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
+    runs = [r for r in runs if r["time"] >= since]
+    if not runs:
+        return ""
+    runs.sort(key=lambda r: -(r["cpu_here"] + r["cpu_hosts"]))
+    total = sum(r["cpu_here"] + r["cpu_hosts"] for r in runs)
+    lines = ["", f"The integration tests ran {len(runs)} playbooks ({total:.0f} CPU-s, here and on the hosts);"
+             f" the {min(count, len(runs))} that cost the most (tasks: the most any host ran):", "",
+             "| scenario | test | arguments | tasks | CPU-s here | CPU-s hosts | seconds |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in runs[:count]:
+        args = " ".join(r["args"]).replace("|", "\\|")
+        args = args if len(args) <= 70 else args[:67] + "..."
+        tasks = max(r["tasks"].values(), default=0)
+        lines.append(f"| {r['scenario']} | {r['test'].rsplit('::', 1)[-1]} | `{args}` | {tasks}"
+                     f" | {r['cpu_here']:.0f} | {r['cpu_hosts']:.0f} | {r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
@@ -335,6 +359,7 @@ def main() -> int:
     table = timing_table(tally, wall, (cpu_end[0] - cpu_start[0], cpu_end[1] - cpu_start[1]))
     if args.only in (None, "molecule"):
         table += costliest_tests(since)
+        table += costliest_playbooks(since)
     (RESULTS / "timings.md").write_text("# Timings of the last run (tests/run.py)\n\n" + table)
     lines = [f"{seconds:8.1f} s  {result:<22} {job}: {step}" for job, step, result, seconds in tally.rows]
     lines.append(f"{wall:8.1f} s  total")

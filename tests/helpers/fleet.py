@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import resource
 import shlex
 import subprocess
 import time
@@ -18,7 +19,13 @@ from pathlib import Path
 
 import yaml
 
+from helpers.cgroups import containers_cpu_seconds
+from helpers.recap import recap
+
 ROOT = Path(__file__).resolve().parents[2]
+# One JSON line per playbook run of the integration tests: what it cost
+# (tests/run.py lists the costliest).
+LEDGER = ROOT / "tests" / "results" / "playbooks.jsonl"
 VAULT_PASSWORD = ROOT / "testbed" / "vault-password"
 
 
@@ -90,10 +97,32 @@ class Fleet:
             "ANSIBLE_FORCE_COLOR": "0",
             "SALTANT_FLEET_CACHE": str(self.cache),
         }
+        before = self._cpu()
+        started = time.monotonic()
         result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+        self._account(argv, time.monotonic() - started, before, result)
         print(result.stdout[-20000:])
         print(result.stderr[-5000:])
         return result
+
+    def _cpu(self) -> tuple[float, float]:
+        """CPU seconds so far: this process's children (Ansible), the scenario's hosts."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (children.ru_utime + children.ru_stime,
+                containers_cpu_seconds(f"network=saltant-fleet-{self.scenario}"))
+
+    def _account(self, argv: list[str], seconds: float, before: tuple[float, float],
+                 result: subprocess.CompletedProcess) -> None:
+        here, hosts = (after - was for after, was in zip(self._cpu(), before))
+        tasks = {host: counts.get("ok", 0) + counts.get("failed", 0) for host, counts in recap(result.stdout).items()}
+        entry = {"time": time.time(), "scenario": self.scenario,
+                 "test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
+                 "args": [a for a in argv[3:] if not a.startswith(str(ROOT))], "rc": result.returncode,
+                 "seconds": round(seconds, 1), "cpu_here": round(here, 1), "cpu_hosts": round(hosts, 1),
+                 "tasks": tasks}
+        LEDGER.parent.mkdir(parents=True, exist_ok=True)
+        with LEDGER.open("a") as ledger:
+            ledger.write(json.dumps(entry) + "\n")
 
     # --- Hosts -----------------------------------------------------------------
 
