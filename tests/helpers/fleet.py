@@ -13,6 +13,7 @@ import os
 import resource
 import shlex
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -63,6 +64,8 @@ class Fleet:
             check=True, capture_output=True, text=True,
         ).stdout
         self.secrets: dict[str, str] = yaml.safe_load(secrets)
+        self._publisher: subprocess.Popen | None = None
+        self._publishing = threading.Lock()
 
     @property
     def broker(self) -> str:
@@ -163,15 +166,33 @@ git rev-parse HEAD
     # --- Jobs --------------------------------------------------------------------
 
     def publish(self, queue: str, **kwargs: object) -> str:
-        url = "pyamqp://{}:{}@127.0.0.1:5672/saltant".format(
-            "saltant", self.secrets["vault_testbed_broker_password"]
-        )
-        out = subprocess.run(
-            ["docker", "exec", self.broker, "python3", "/opt/testbed/publish_job.py",
-             "--broker", url, "--queue", queue, "--kwargs", json.dumps(kwargs)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        return out.strip()
+        """Publish a job as the saltant server does (publish_job.py on the
+        broker host: one process, kept for every job, over one connection); its uuid."""
+        request = json.dumps({"queue": queue, "kwargs": kwargs}) + "\n"
+        with self._publishing:
+            for _ in range(2):
+                if self._publisher is None or self._publisher.poll() is not None:
+                    url = "pyamqp://saltant:{}@127.0.0.1:5672/saltant".format(
+                        self.secrets["vault_testbed_broker_password"])
+                    self._publisher = subprocess.Popen(
+                        ["docker", "exec", "-i", self.broker, "python3", "/opt/testbed/publish_job.py",
+                         "--broker", url, "--stdin"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                try:
+                    self._publisher.stdin.write(request)
+                    self._publisher.stdin.flush()
+                    line = self._publisher.stdout.readline()
+                except OSError:
+                    line = ""
+                if line:
+                    answer = json.loads(line)
+                    if "uuid" not in answer:
+                        raise AssertionError(f"publishing to {queue} failed: {answer['error']}")
+                    return answer["uuid"]
+                # The publisher is gone (the broker host restarted): start another.
+                self._publisher.kill()
+                self._publisher = None
+        raise AssertionError(f"publishing to {queue} failed: the publisher on {self.broker} exits at start")
 
     @functools.cached_property
     def broker_address(self) -> str:

@@ -94,7 +94,7 @@ class Load:
             queue = self.queues[n % len(self.queues)]
             self.published.append(executable(self.fleet, queue, 5 + n % 4))
             n += 1
-            self.stopping.wait(0.5)
+            self.stopping.wait(1.0)
 
     def stop(self) -> list[str]:
         self.stopping.set()
