@@ -230,3 +230,34 @@ def test_the_probe_reads_the_platform_and_the_record_in_one_shell_command(tmp_pa
 def test_role_variables_see_the_distribution_as_the_probe_reads_it(os_release, debian_version, facts):
     platform = {"/etc/os-release": os_release, "/etc/debian_version": debian_version, "machine": "x86_64"}
     assert compare.platform_facts(platform) == facts
+
+
+def _tags(node: object) -> set[str]:
+    """Every tag named under `tags:` in a loaded YAML document."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "tags":
+                found |= {value} if isinstance(value, str) else {str(tag) for tag in value or []}
+            else:
+                found |= _tags(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _tags(item)
+    return found
+
+
+def test_no_task_carries_the_tags_a_complete_run_may_skip():
+    """A run that skips Molecule's tags is recorded as complete: that holds
+    only while no task of the toolkit carries one of them."""
+    import yaml
+
+    root = PROGRAM.parents[3]
+    neutral = yaml.safe_load((root / "roles" / "fleet_state" / "vars" / "main.yml").read_text())[
+        "__fleet_state_tags_no_task_carries"]
+    assert "molecule-notest" in neutral
+    files = [*root.glob("roles/*/tasks/*.yml"), *root.glob("roles/*/handlers/*.yml"),
+             *root.glob("playbooks/**/*.yml"), root / "site.yml"]
+    tags = {str(path.relative_to(root)): _tags(yaml.safe_load(path.read_text())) for path in files}
+    assert len(files) > 40 and "always" in set().union(*tags.values())
+    assert not {path: found & set(neutral) for path, found in tags.items() if found & set(neutral)}
