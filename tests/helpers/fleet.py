@@ -88,9 +88,8 @@ class Fleet:
 
     def playbook(self, *args: str, extra_vars: dict | None = None,
                  playbook: str = "site.yml") -> subprocess.CompletedProcess:
-        argv = ["ansible-playbook", "-i", str(self.inventory), str(ROOT / playbook), *args]
-        if extra_vars is not None:
-            argv += ["--extra-vars", json.dumps(extra_vars)]
+        arguments = [*args, *(["--extra-vars", json.dumps(extra_vars)] if extra_vars is not None else [])]
+        argv = ["ansible-playbook", "-i", str(self.inventory), str(ROOT / playbook), *arguments]
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -103,7 +102,7 @@ class Fleet:
         before = self._cpu()
         started = time.monotonic()
         result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
-        self._account(argv, time.monotonic() - started, before, result)
+        self._account([playbook, *arguments], time.monotonic() - started, before, result)
         print(result.stdout[-20000:])
         print(result.stderr[-5000:])
         return result
@@ -114,13 +113,14 @@ class Fleet:
         return (children.ru_utime + children.ru_stime,
                 containers_cpu_seconds(f"network=saltant-fleet-{self.scenario}"))
 
-    def _account(self, argv: list[str], seconds: float, before: tuple[float, float],
+    def _account(self, args: list[str], seconds: float, before: tuple[float, float],
                  result: subprocess.CompletedProcess) -> None:
+        """Add the run (the playbook and its arguments) to the ledger."""
         here, hosts = (after - was for after, was in zip(self._cpu(), before))
         tasks = {host: counts.get("ok", 0) + counts.get("failed", 0) for host, counts in recap(result.stdout).items()}
         entry = {"time": time.time(), "scenario": self.scenario,
                  "test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
-                 "args": [a for a in argv[3:] if not a.startswith(str(ROOT))], "rc": result.returncode,
+                 "args": args, "rc": result.returncode,
                  "seconds": round(seconds, 1), "cpu_here": round(here, 1), "cpu_hosts": round(hosts, 1),
                  "tasks": tasks}
         LEDGER.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +165,11 @@ git rev-parse HEAD
 
     # --- Jobs --------------------------------------------------------------------
 
+    @property
+    def local_broker_url(self) -> str:
+        """The broker's URL as seen on the broker host (where the test bed's tools run)."""
+        return "pyamqp://saltant:{}@127.0.0.1:5672/saltant".format(self.secrets["vault_testbed_broker_password"])
+
     def publish(self, queue: str, **kwargs: object) -> str:
         """Publish a job as the saltant server does (publish_job.py on the
         broker host: one process, kept for every job, over one connection); its uuid."""
@@ -172,11 +177,9 @@ git rev-parse HEAD
         with self._publishing:
             for _ in range(2):
                 if self._publisher is None or self._publisher.poll() is not None:
-                    url = "pyamqp://saltant:{}@127.0.0.1:5672/saltant".format(
-                        self.secrets["vault_testbed_broker_password"])
                     self._publisher = subprocess.Popen(
                         ["docker", "exec", "-i", self.broker, "python3", "/opt/testbed/publish_job.py",
-                         "--broker", url, "--stdin"],
+                         "--broker", self.local_broker_url, "--stdin"],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 try:
                     self._publisher.stdin.write(request)

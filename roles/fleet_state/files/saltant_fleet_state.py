@@ -10,8 +10,9 @@
 Installed by the fleet_state role as an Ansible local fact
 (/etc/ansible/facts.d/saltant_fleet.fact), which the comparison runs in its
 one shell command on the host: one round trip tells the controller whether
-a host still holds exactly what the last complete run left (the files, trees, git checkouts, units, packages and
-accounts the roles name) and with which inputs (a digest), role by role. A
+a host still holds exactly what the last complete run left (the files,
+trees, git checkouts, units, packages and accounts the roles name) and with
+which inputs (a digest), role by role. A
 role whose inputs and results are unchanged is skipped; any difference, or
 anything this script cannot read, means that role runs every task.
 

@@ -65,9 +65,8 @@ class QueueWatch:
     """Samples of (messages, consumers) of each queue, from the broker host."""
 
     def __init__(self, fleet, queues: list[str]) -> None:
-        url = "pyamqp://saltant:{}@127.0.0.1:5672/saltant".format(fleet.secrets["vault_testbed_broker_password"])
-        argv = ["docker", "exec", fleet.broker, "python3", "/opt/testbed/queue_watch.py", "--broker", url,
-                "--interval", "0.25", "--duration", "1800"]
+        argv = ["docker", "exec", fleet.broker, "python3", "/opt/testbed/queue_watch.py",
+                "--broker", fleet.local_broker_url, "--interval", "0.25", "--duration", "1800"]
         for queue in queues:
             argv += ["--queue", queue]
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)

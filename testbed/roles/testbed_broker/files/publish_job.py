@@ -4,7 +4,6 @@
     publish_job.py --broker URL --queue Q --kwargs JSON [--uuid UUID]
     publish_job.py --broker URL --stdin
 
-
 Sends task ``tasksapi.tasks.base_task.run_task`` with ``task_id`` = the job's
 uuid to queue Q, with the keyword arguments given as a JSON object (``uuid``
 is filled in). Prints the uuid. A ``--revoke UUID`` call revokes (terminates)
