@@ -124,7 +124,7 @@ def check_skipping_and_repair(fleet) -> None:
     assert f"{worker}: running every task of saltant_worker (no record of a complete run)'" in said(full.stdout)
     # The roles whose inputs and results match their record are skipped.
     assert ran(full.stdout, "saltant_worker : Write the worker's .env (secrets; readable by the worker's group only)")
-    assert not ran(full.stdout, "log_shipper : Write the loop's settings")
+    assert not ran(full.stdout, "log_shipper : Create the configuration directory and write the loop's settings")
     assert not ran(full.stdout, "ca_trust : Install the ca-certificates package")
     assert fleet.sh(worker, f"sha256sum {ENV}") == env_before
     assert fleet.sh(worker, f"stat -c %a {LOGS}").strip() == "2770"
