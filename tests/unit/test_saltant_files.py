@@ -38,9 +38,13 @@ TASKS = """
         diff: false
   register: written
 
-- name: Say what changed
-  ansible.builtin.debug:
-    msg: "CHANGED_PATHS={{ written.changed_paths | to_json }}"
+- name: Keep what changed for the test
+  ansible.builtin.copy:
+    content: "{{ written.changed_paths | to_json }}"
+    dest: "{{ base }}/../changed.json"
+    mode: "0644"
+  check_mode: false
+  changed_when: false
 """
 
 
@@ -68,10 +72,9 @@ def play(bed: Path, *args: str, group: str = "daemon", token: str = "s3cr3t-valu
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(bed / "play.yml"),
          "-e", extra, *args], capture_output=True, text=True, env=env, cwd=bed)
     output = result.stdout + result.stderr
-    changed = []
-    for line in output.splitlines():
-        if "CHANGED_PATHS=" in line:
-            changed = json.loads(line.split("CHANGED_PATHS=", 1)[1].rstrip('"').replace('\\"', '"'))
+    kept = bed / "changed.json"
+    changed = json.loads(kept.read_text()) if result.returncode == 0 else []
+    kept.unlink(missing_ok=True)
     return result.returncode, output, changed
 
 
