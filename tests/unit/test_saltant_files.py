@@ -134,3 +134,11 @@ def test_a_missing_group_fails_naming_the_path_and_is_a_change_in_check_mode(bed
     code, output, changed = play(bed, "--check", group="no-such-group")
     assert code == 0, output
     assert str(bed / "out" / "dir") in changed
+
+
+def test_a_file_entry_without_exactly_one_source_is_refused_naming_it(bed):
+    tasks = bed / "roles" / "writer" / "tasks" / "main.yml"
+    tasks.write_text(TASKS.replace('content: "TOKEN={{ token }}\\n"', 'src: program.py\n        content: "TOKEN"'))
+    code, output, _ = play(bed)
+    assert code != 0 and "secret.env: a file needs one of template, src or content" in output
+    assert not (bed / "out" / "dir").exists()

@@ -30,11 +30,15 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("entries",))
 
-    def _render(self, name: str, path: str, extra: dict, task_vars: dict) -> str:
+    def _source(self, kind: str, name: str) -> str:
+        """A file of the calling role's templates/ or files/ (or the playbook's), found as template and copy find it."""
         try:
-            source = self._find_needle("templates", name)
+            return self._find_needle(kind, name)
         except AnsibleError as error:
             raise AnsibleActionFail(str(error)) from error
+
+    def _render(self, name: str, path: str, extra: dict, task_vars: dict) -> str:
+        source = self._source("templates", name)
         data = trust_as_template(self._loader.get_text_file_contents(source))
         search = []
         for base in [*task_vars.get("ansible_search_path", []), self._loader._basedir, os.path.dirname(source)]:
@@ -70,16 +74,17 @@ class ActionModule(ActionBase):
             unknown = set(entry) - _ENTRY_KEYS
             if unknown or "path" not in entry or "mode" not in entry:
                 raise AnsibleActionFail(f"an entry needs path and mode and knows only {sorted(_ENTRY_KEYS)}: {entry!r}")
+            sources = [k for k in ("template", "src", "content") if k in entry]
+            if len(sources) != (0 if entry.get("state") == "directory" else 1):
+                raise AnsibleActionFail(
+                    f"{entry['path']}: a file needs one of template, src or content, a directory none; given: {sources}"
+                )
             out = {k: entry[k] for k in ("path", "state", "owner", "group", "mode", "diff") if k in entry}
             out["mode"] = str(entry["mode"])
             if "template" in entry:
                 out["content"] = self._render(entry["template"], entry["path"], entry.get("vars") or {}, task_vars)
             elif "src" in entry:
-                try:
-                    source = self._find_needle("files", entry["src"])
-                except AnsibleError as error:
-                    raise AnsibleActionFail(str(error)) from error
-                with open(source, encoding="utf-8") as f:
+                with open(self._source("files", entry["src"]), encoding="utf-8") as f:
                     out["content"] = f.read()
             elif "content" in entry:
                 out["content"] = str(entry["content"])
