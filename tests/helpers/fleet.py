@@ -197,6 +197,23 @@ git rev-parse HEAD
                 self._publisher = None
         raise AssertionError(f"publishing to {queue} failed: the publisher on {self.broker} exits at start")
 
+    def held_job(self, queue: str) -> tuple[str, str]:
+        """A job that runs until the test creates its release file (in the
+        worker's home, which jobs can read; `touch` it on the host that runs
+        the job), so it outlasts a play however slow the machine; its uuid
+        and that file, once the job runs."""
+        release = f"/var/lib/saltant-worker/release-{os.urandom(4).hex()}"
+        uuid = self.publish(
+            queue,
+            task_class="executable",
+            command_to_run=f"sh -c 'for i in $(seq 900); do [ -e {release} ] && exit 0; sleep 1; done; exit 1'",
+            env_vars_list=[],
+            args_dict={},
+            json_file_option=None,
+        )
+        assert "running" in self.wait_states(uuid, until=("running",), timeout=60)
+        return uuid, release
+
     @functools.cached_property
     def broker_address(self) -> str:
         """The broker host's address on the scenario's Docker network, which

@@ -45,9 +45,11 @@ def test_the_status_table_shows_versions_queues_and_running_jobs(fleet, tmp_path
     commit = (fleet.cache / "saltant-worker.commit").read_text().strip()
     python = fleet.sh(worker, "/opt/saltant-worker/venv/bin/python -c "
                               "'import platform; print(platform.python_version())'")
-    uuid = job(fleet, 15)
-    wait_running(fleet, uuid)
-    report = status(fleet, tmp_path / "busy")
+    uuid, release = fleet.held_job(QUEUE)
+    try:
+        report = status(fleet, tmp_path / "busy")
+    finally:
+        fleet.sh(worker, f"touch {release}")
     line = row(report, worker)
     assert line["queues"] == QUEUE and line["consuming"] == QUEUE
     assert line["unit"] == "active/running"
@@ -61,22 +63,26 @@ def test_the_status_table_shows_versions_queues_and_running_jobs(fleet, tmp_path
     assert rows[0]["host"] == worker and rows[0]["running_jobs"] == "1" and rows[0]["commit"] == commit[:12]
     assert "consuming" in report["output"] and f"{worker}" in report["output"]
     assert fleet.wait_states(uuid)[-1] == "successful"
+    fleet.sh(worker, f"rm -f {release}")
     assert row(status(fleet, tmp_path / "idle"), worker)["running_jobs"] == 0
 
 
 def test_a_drained_host_finishes_its_job_takes_no_new_one_and_resumes(fleet, tmp_path, resumed):
     worker = fleet.workers[0]
     pid = fleet.unit_property(worker, UNIT, "MainPID")
-    long_job = job(fleet, 12)
-    wait_running(fleet, long_job)
-    drained = fleet.playbook(playbook="playbooks/drain.yml")
-    assert drained.returncode == 0, drained.stdout[-3000:]
-    assert "stopped consuming" in drained.stdout and "1 jobs still running" in drained.stdout
-    line = row(status(fleet, tmp_path / "drained"), worker)
-    assert line["consuming"] == "drained" and line["running_jobs"] == 1
-    queued = job(fleet, 0)
+    long_job, release = fleet.held_job(QUEUE)
+    try:
+        drained = fleet.playbook(playbook="playbooks/drain.yml")
+        assert drained.returncode == 0, drained.stdout[-3000:]
+        assert "stopped consuming" in drained.stdout and "1 jobs still running" in drained.stdout
+        line = row(status(fleet, tmp_path / "drained"), worker)
+        assert line["consuming"] == "drained" and line["running_jobs"] == 1
+        queued = job(fleet, 0)
+    finally:
+        fleet.sh(worker, f"touch {release}")
     # The running job finishes; the new one waits in the queue.
     assert fleet.wait_states(long_job)[-1] == "successful"
+    fleet.sh(worker, f"rm -f {release}")
     time.sleep(5)
     assert fleet.states(queued) == []
     # A second drain changes nothing.
@@ -100,12 +106,15 @@ def test_a_drain_that_waits_returns_when_the_jobs_are_done_or_fails_the_host(fle
     assert fleet.states(uuid)[-1] == "successful"
     assert fleet.playbook(playbook="playbooks/resume.yml").returncode == 0
 
-    uuid = job(fleet, 20)
-    wait_running(fleet, uuid)
-    short = fleet.playbook(extra_vars={"fleet_ops_drain_wait": 2}, playbook="playbooks/drain.yml")
+    uuid, release = fleet.held_job(QUEUE)
+    try:
+        short = fleet.playbook(extra_vars={"fleet_ops_drain_wait": 2}, playbook="playbooks/drain.yml")
+    finally:
+        fleet.sh(worker, f"touch {release}")
     assert short.returncode != 0
     assert f"{worker}: the running jobs did not finish within 2 s (fleet_ops_drain_wait)" in short.stdout
     assert fleet.wait_states(uuid)[-1] == "successful"
+    fleet.sh(worker, f"rm -f {release}")
 
 
 def test_an_unknown_instance_is_refused_by_name(fleet):

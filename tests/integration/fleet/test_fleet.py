@@ -24,19 +24,6 @@ def executable(fleet, queue: str, seconds: float) -> str:
                          env_vars_list=[], args_dict={}, json_file_option=None)
 
 
-def held_job(fleet, queue: str) -> tuple[str, str]:
-    """A job that runs until the test creates its release file (in the
-    worker's home, which jobs can read), so it outlasts a play however slow
-    the machine; its uuid and that file, once the job runs."""
-    release = f"/var/lib/saltant-worker/release-{uuidlib.uuid4().hex[:8]}"
-    uuid = fleet.publish(queue, task_class="executable",
-                         command_to_run=f"sh -c 'for i in $(seq 900); do [ -e {release} ] && exit 0; sleep 1; done; "
-                                        "exit 1'",
-                         env_vars_list=[], args_dict={}, json_file_option=None)
-    assert "running" in fleet.wait_states(uuid, until=("running",), timeout=60)
-    return uuid, release
-
-
 def servers(fleet) -> dict[str, set[tuple[str, str]]]:
     """Each queue, and the (host, instance) pairs that serve it (host_vars)."""
     served: dict[str, set[tuple[str, str]]] = {}
@@ -237,7 +224,7 @@ def test_a_host_whose_upgrade_fails_stops_the_rollout(fleet):
 
 
 def test_a_configuration_change_does_not_wait_for_a_long_job(fleet):
-    uuid, release = held_job(fleet, "gamma")
+    uuid, release = fleet.held_job("gamma")
     host, instance = ran_on(fleet)[uuid]
     unit = f"saltant-worker@{instance}.service"
     pid = fleet.unit_property(host, unit, "MainPID")
@@ -267,7 +254,7 @@ def test_an_upgrade_whose_drain_times_out_can_leave_the_job_to_finish(fleet):
     its timeout and the upgrade goes on; the restart then waits for the job
     (systemd's warm restart), which succeeds, and the instance comes back
     with the new setting, healthy, before the play ends."""
-    uuid, release = held_job(fleet, "gamma")
+    uuid, release = fleet.held_job("gamma")
     host, instance = ran_on(fleet)[uuid]
     unit = f"saltant-worker@{instance}.service"
     pid = fleet.unit_property(host, unit, "MainPID")
