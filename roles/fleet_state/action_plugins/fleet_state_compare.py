@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import keyword
 import re
 import shlex
 from collections.abc import Mapping
@@ -50,7 +49,6 @@ from ansible import constants
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible.template import trust_as_template
 
 ROLES = Path(__file__).resolve().parents[2]  # the roles folder this role is in
 
@@ -230,12 +228,14 @@ class ActionModule(ActionBase):
             return cache[name]
 
         def resolve(names: set[str]) -> None:
-            """Template many variables in one expression: each templating call copies all variables."""
-            wanted = sorted(n for n in names if n not in cache and n.isidentifier() and not keyword.iskeyword(n))
+            """Template many variables in one call: each templating call copies
+            all variables, and an expression naming them all costs more to
+            compile than their values cost to template."""
+            wanted = sorted(n for n in names if n not in cache)
             if not wanted:
                 return
             try:
-                values = templar.evaluate_expression(trust_as_template("[" + ", ".join(wanted) + "]"))
+                values = templar.template([variables[n] for n in wanted])
             except Exception:  # noqa: BLE001 - one of them cannot be templated: value() says which
                 return
             cache.update(zip(wanted, values))
@@ -311,3 +311,4 @@ class ActionModule(ActionBase):
             },
         )
         return result
+
