@@ -315,6 +315,15 @@ def costliest_playbooks(since: float, count: int = 12) -> str:
     return "\n".join(lines) + "\n"
 
 
+def enable_controller_cache(env: dict | os._Environ) -> None:
+    """Every playbook run of the checks keeps module payloads for the next
+    and loads the ssh plugin once (testbed/plugins/callback/testbed_controller_cache.py)."""
+    plugins = str(ROOT / "testbed" / "plugins" / "callback")
+    env["ANSIBLE_CALLBACK_PLUGINS"] = os.pathsep.join(filter(None, [plugins, env.get("ANSIBLE_CALLBACK_PLUGINS")]))
+    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(
+        filter(None, ["testbed_controller_cache", env.get("ANSIBLE_CALLBACKS_ENABLED")]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["lint", "unit", "molecule"])
@@ -325,6 +334,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    enable_controller_cache(os.environ)
     RESULTS.mkdir(parents=True, exist_ok=True)
     tally = Tally()
 
