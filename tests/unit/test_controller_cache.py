@@ -1,0 +1,127 @@
+"""The test bed's controller cache (testbed/plugins/callback/testbed_controller_cache.py):
+module payloads are kept from one ansible-playbook run to the next, and a
+changed module gives a new payload, never the old one."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "testbed" / "plugins" / "callback"
+spec = importlib.util.spec_from_file_location("testbed_controller_cache", PLUGINS / "testbed_controller_cache.py")
+cache_plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cache_plugin)
+
+MODULE = """#!/usr/bin/python
+from ansible.module_utils.basic import AnsibleModule
+
+AnsibleModule(argument_spec={}).exit_json(changed=False, version=%r)
+"""
+PLAY = """---
+- name: Run the probe module
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles: [probe]
+"""
+TASKS = """---
+- name: Run it
+  probe:
+  register: probe_result
+
+- name: Say its version
+  ansible.builtin.debug:
+    msg: "probe version {{ probe_result.version }}"
+"""
+
+
+def bed(tmp_path: Path) -> Path:
+    role = tmp_path / "roles" / "probe"
+    (role / "library").mkdir(parents=True)
+    (role / "tasks").mkdir()
+    (role / "tasks" / "main.yml").write_text(TASKS)
+    (tmp_path / "play.yml").write_text(PLAY)
+    write_module(tmp_path, "one")
+    return tmp_path
+
+
+def write_module(bed: Path, version: str) -> None:
+    path = bed / "roles" / "probe" / "library" / "probe.py"
+    path.write_text(MODULE % version)
+    # A distinct modification time even within the file system's resolution.
+    stamp = time.time() + (1 if version == "one" else 2)
+    os.utime(path, (stamp, stamp))
+
+
+def run(bed: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_ROLES_PATH": str(bed / "roles"), "ANSIBLE_LOCAL_TEMP": str(bed / "local"),
+           "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS), "ANSIBLE_CALLBACKS_ENABLED": "testbed_controller_cache",
+           cache_plugin.ENV: str(cache)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(bed / "play.yml"),
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        capture_output=True, text=True, env=env, cwd=bed, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result
+
+
+def payloads(cache: Path) -> dict[str, set[str]]:
+    return {key.name: {p.name for p in key.iterdir() if not p.name.endswith(".lock")} for key in cache.iterdir()}
+
+
+def test_payloads_are_kept_and_a_changed_module_gets_a_new_one(tmp_path):
+    here = bed(tmp_path)
+    cache = tmp_path / "cache"
+    assert "probe version one" in run(here, cache).stdout
+    first = payloads(cache)
+    assert len(first) == 1 and "ansible.legacy.probe-ZIP_DEFLATED-none" in next(iter(first.values()))
+    (key,) = first
+    built = (cache / key / "ansible.legacy.probe-ZIP_DEFLATED-none").stat().st_mtime_ns
+    # The same sources: the same folder, the payload reused (not written again).
+    assert "probe version one" in run(here, cache).stdout
+    assert payloads(cache) == first
+    assert (cache / key / "ansible.legacy.probe-ZIP_DEFLATED-none").stat().st_mtime_ns == built
+    # The module changed: another key, and the run ships the new code.
+    write_module(here, "two")
+    assert "probe version two" in run(here, cache).stdout
+    assert len(payloads(cache)) == 2
+    # The run's own temporary folder is gone; the kept payloads are not.
+    assert not list((here / "local").glob("ansible-local-*"))
+    assert (cache / key / "ansible.legacy.probe-ZIP_DEFLATED-none").exists()
+
+
+def test_a_cache_others_can_write_is_not_used(tmp_path):
+    here = bed(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o777)
+    result = run(here, cache)
+    assert "probe version one" in result.stdout
+    assert list(cache.iterdir()) == []
+
+
+def test_the_key_follows_the_sources(tmp_path):
+    here = bed(tmp_path)
+    folders = cache_plugin.sources(str(here))
+    assert str(here / "library") in folders
+    before = cache_plugin.key(folders + [str(here / "roles" / "probe" / "library")])
+    assert cache_plugin.key(folders + [str(here / "roles" / "probe" / "library")]) == before
+    write_module(here, "two")
+    assert cache_plugin.key(folders + [str(here / "roles" / "probe" / "library")]) != before
+
+
+def test_unused_keys_are_pruned(tmp_path):
+    old, recent, kept = (tmp_path / name for name in ("old", "recent", "kept"))
+    for folder in (old, recent, kept):
+        folder.mkdir()
+    stale = time.time() - 3 * 86400
+    os.utime(old, (stale, stale))
+    os.utime(kept, (stale, stale))
+    cache_plugin.prune(str(tmp_path), "kept")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "recent"]
