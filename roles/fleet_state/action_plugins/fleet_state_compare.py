@@ -311,4 +311,3 @@ class ActionModule(ActionBase):
             },
         )
         return result
-
