@@ -70,7 +70,11 @@ def test_s3_outage_loses_nothing(fleet):
     wanted = {}
     for n, uuid in enumerate(uuids, start=1):
         wanted.update(expected(uuid, f"during-outage-{n}"))
-    took = wait_for(fleet, wanted, seconds=2 * INTERVAL + 2)
+    # Nothing is lost: every file arrives. How soon is not this test's to
+    # time on a loaded machine: a cycle that began during the outage may
+    # still be in s3cmd's own retries when S3 returns (one file of four was
+    # missing 12 s after, once in eight CI runs on 2026-11-30).
+    took = wait_for(fleet, wanted, seconds=60)
     print(f"shipped {len(wanted)} files {took:.1f} s after S3 came back")
     assert fleet.sh(worker, f"cd {LOGS} && md5sum {' '.join(f'{u}/*' for u in uuids)}") == sums
 
