@@ -7,9 +7,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from helpers.local_play import ansible_playbook, role_bed
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "testbed" / "plugins" / "callback"
@@ -21,13 +22,6 @@ MODULE = """#!/usr/bin/python
 from ansible.module_utils.basic import AnsibleModule
 
 AnsibleModule(argument_spec={}).exit_json(changed=False, version=%r)
-"""
-PLAY = """---
-- name: Run the probe module
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles: [probe]
 """
 TASKS = """---
 - name: Run it
@@ -41,11 +35,7 @@ TASKS = """---
 
 
 def bed(tmp_path: Path) -> Path:
-    role = tmp_path / "roles" / "probe"
-    (role / "library").mkdir(parents=True)
-    (role / "tasks").mkdir()
-    (role / "tasks" / "main.yml").write_text(TASKS)
-    (tmp_path / "play.yml").write_text(PLAY)
+    (role_bed(tmp_path, "probe", TASKS) / "library").mkdir()
     write_module(tmp_path, "one")
     return tmp_path
 
@@ -59,14 +49,10 @@ def write_module(bed: Path, version: str) -> None:
 
 
 def run(bed: Path, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_ROLES_PATH": str(bed / "roles"), "ANSIBLE_LOCAL_TEMP": str(bed / "local"),
-           "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS), "ANSIBLE_CALLBACKS_ENABLED": "testbed_controller_cache",
-           cache_plugin.ENV: str(cache)}
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(bed / "play.yml"),
-         "-e", f"ansible_python_interpreter={sys.executable}"],
-        capture_output=True, text=True, env=env, cwd=bed, timeout=300)
+    result = ansible_playbook(bed, extra={}, env={
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(bed / "roles"),
+        "ANSIBLE_LOCAL_TEMP": str(bed / "local"), "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS),
+        "ANSIBLE_CALLBACKS_ENABLED": "testbed_controller_cache", cache_plugin.ENV: str(cache)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return result
 

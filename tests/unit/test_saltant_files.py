@@ -8,21 +8,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.local_play import ansible_playbook, role_bed
 
 ROOT = Path(__file__).resolve().parents[2]
-
-PLAY = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: writer
-"""
 
 TASKS = """
 - name: Write the files
@@ -50,27 +41,18 @@ TASKS = """
 
 @pytest.fixture()
 def bed(tmp_path: Path) -> Path:
-    role = tmp_path / "roles" / "writer"
-    for part in ("tasks", "templates", "files", "meta"):
-        (role / part).mkdir(parents=True)
-    (role / "tasks" / "main.yml").write_text(TASKS)
+    role = role_bed(tmp_path, "writer", TASKS, ("saltant_files",))
+    for part in ("templates", "files"):
+        (role / part).mkdir()
     (role / "templates" / "unit.conf.j2").write_text(
         "{{ ansible_managed | comment }}\n{% if true %}\n[Service]\n{% endif %}\nName={{ item.name }}\n")
     (role / "files" / "program.py").write_text("print('hello')\n")
-    (role / "meta" / "main.yml").write_text("dependencies:\n  - role: saltant_files\n")
-    (tmp_path / "play.yml").write_text(PLAY)
     (tmp_path / "out").mkdir()
     return tmp_path
 
 
 def play(bed: Path, *args: str, group: str = "daemon", token: str = "s3cr3t-value") -> tuple[int, str, list[str]]:
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": f"{bed / 'roles'}:{ROOT / 'roles'}", "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
-    extra = json.dumps({"base": str(bed / "out"), "group": group, "token": token,
-                        "ansible_python_interpreter": sys.executable})
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(bed / "play.yml"),
-         "-e", extra, *args], capture_output=True, text=True, env=env, cwd=bed)
+    result = ansible_playbook(bed, *args, extra={"base": str(bed / "out"), "group": group, "token": token})
     output = result.stdout + result.stderr
     kept = bed / "changed.json"
     changed = json.loads(kept.read_text()) if result.returncode == 0 else []

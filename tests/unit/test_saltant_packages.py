@@ -8,23 +8,13 @@ own failure message shows that it ran."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.local_play import ansible_playbook, role_bed
 
 ROOT = Path(__file__).resolve().parents[2]
-
-PLAY = """
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: installer
-"""
 
 TASKS = """
 - name: Install the packages
@@ -46,23 +36,13 @@ pytestmark = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="need
 
 @pytest.fixture()
 def bed(tmp_path: Path) -> Path:
-    role = tmp_path / "roles" / "installer"
-    for part in ("tasks", "meta"):
-        (role / part).mkdir(parents=True)
-    (role / "tasks" / "main.yml").write_text(TASKS)
-    (role / "meta" / "main.yml").write_text("dependencies:\n  - role: saltant_packages\n")
-    (tmp_path / "play.yml").write_text(PLAY)
+    role_bed(tmp_path, "installer", TASKS, ("saltant_packages",))
     return tmp_path
 
 
 def install(bed: Path, apt_args: dict) -> dict:
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": f"{bed / 'roles'}:{ROOT / 'roles'}", "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
     out = bed / "result.json"
-    extra = json.dumps({"apt_args": apt_args, "out": str(out), "ansible_python_interpreter": sys.executable})
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(bed / "play.yml"),
-         "--check", "-e", extra], capture_output=True, text=True, env=env, cwd=bed, timeout=300)
+    result = ansible_playbook(bed, "--check", extra={"apt_args": apt_args, "out": str(out)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     return json.loads(out.read_text())
 
