@@ -4,10 +4,14 @@ changed module gives a new payload, never the old one."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import os
 import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 from helpers.local_play import ansible_playbook, role_bed
@@ -19,9 +23,9 @@ cache_plugin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cache_plugin)
 
 MODULE = """#!/usr/bin/python
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import basic
 
-AnsibleModule(argument_spec={}).exit_json(changed=False, version=%r)
+basic.AnsibleModule(argument_spec={}).exit_json(changed=False, version=%r, basic_file=basic.__file__)
 """
 TASKS = """---
 - name: Run it
@@ -30,7 +34,7 @@ TASKS = """---
 
 - name: Say its version
   ansible.builtin.debug:
-    msg: "probe version {{ probe_result.version }}"
+    msg: "probe version {{ probe_result.version }} basic from {{ probe_result.basic_file | basename }}"
 """
 
 
@@ -111,3 +115,40 @@ def test_unused_keys_are_pruned(tmp_path):
     os.utime(kept, (stale, stale))
     cache_plugin.prune(str(tmp_path), "kept")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "recent"]
+
+
+def test_kept_payloads_carry_bytecode_and_the_module_runs_from_it(tmp_path):
+    here = bed(tmp_path)
+    cache = tmp_path / "cache"
+    # The very run that builds the payload runs its module from the bytecode.
+    assert "probe version one basic from basic.pyc" in run(here, cache).stdout
+    (payload,) = cache.glob("*/ansible.legacy.probe-ZIP_DEFLATED-none")
+    from ansible.executor.module_common import _CachedModule
+
+    names = set(zipfile.ZipFile(io.BytesIO(base64.b64decode(_CachedModule.load(str(payload)).zip_data))).namelist())
+    sources = {name for name in names if name.endswith(".py")}
+    assert "ansible/module_utils/basic.py" in sources
+    assert {name + "c" for name in sources} <= names
+
+
+def import_from(archive: Path) -> str:
+    program = f"import sys; sys.path.insert(0, {str(archive)!r}); import pkg.mod as m; print(m.__file__, m.VALUE)"
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_python_of_another_version_compiles_the_source_instead(tmp_path):
+    plain = io.BytesIO()
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("pkg/__init__.py", "")
+        archive.writestr("pkg/mod.py", "VALUE = 6 * 7\n")
+    built = cache_plugin.with_bytecode(plain.getvalue())
+    (tmp_path / "same.zip").write_bytes(built)
+    assert import_from(tmp_path / "same.zip").endswith("mod.pyc 42\n")
+    # Another Python's magic number: zipimport skips the bytecode and compiles the source.
+    foreign = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(built)) as source, zipfile.ZipFile(foreign, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, b"\x00\x00\r\n" + data[4:] if info.filename.endswith(".pyc") else data)
+    (tmp_path / "foreign.zip").write_bytes(foreign.getvalue())
+    assert import_from(tmp_path / "foreign.zip").endswith("mod.py 42\n")
