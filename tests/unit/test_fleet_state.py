@@ -159,6 +159,21 @@ def test_the_code_digest_covers_code_but_not_documentation(tmp_path: Path):
     assert compare.read_role(tmp_path)[0] != second
 
 
+def test_the_code_of_a_role_covers_the_roles_its_meta_depends_on(tmp_path: Path, monkeypatch):
+    metas = {"a": "dependencies:\n  - role: b\n  - name: gone\n", "b": "dependencies: [c]\n",
+             "c": "dependencies:\n  - role: a\n", "d": "dependencies: []\n", "e": "galaxy_info: {}\n"}
+    for role, meta in metas.items():
+        (tmp_path / role / "meta").mkdir(parents=True)
+        (tmp_path / role / "meta" / "main.yml").write_text(meta)
+    monkeypatch.setattr(compare, "ROLES", tmp_path)
+    # Transitively, once each, without the role itself, and only roles that exist.
+    assert compare.meta_dependencies("a") == ["b", "c"]
+    assert compare.meta_dependencies("d") == compare.meta_dependencies("e") == []
+    monkeypatch.undo()
+    # The action plugins the worker's tasks call live in roles of their own.
+    assert {"saltant_files", "saltant_packages"} <= set(compare.meta_dependencies("saltant_worker"))
+
+
 @pytest.mark.parametrize(("enabled", "full_run", "seen", "reason"), [
     (True, False, {}, "no record of a complete run"),
     (True, False, {"digest": "old", "intact": True}, "the inputs changed"),

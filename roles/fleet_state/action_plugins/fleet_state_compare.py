@@ -9,8 +9,10 @@ For each role of ``roles``, the digest of its inputs, computed on the controller
   roles' defaults count too, wherever this runs (a play that lists the
   roles sees them, a play that only includes them does not), so site.yml
   and workers.yml on its own give the same digests;
-- the role's code, and the code of the other roles its files name
-  (docker_engine includes signed_apt_repo): every file but documentation;
+- the role's code, the code of the other roles its files name
+  (docker_engine includes signed_apt_repo) and of the roles its
+  meta/main.yml depends on, transitively (saltant_files, saltant_packages):
+  every file but documentation;
 - the contents of the controller files the variables name (``files``);
 - the host's platform, Ansible's version and its managed string.
 
@@ -44,6 +46,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
 from ansible import __version__ as ansible_version
 from ansible import constants
 from ansible.errors import AnsibleError
@@ -71,6 +74,25 @@ def read_role(folder: Path) -> tuple[str, str]:
         if path.suffix in TEXT_SUFFIXES:
             texts.append(data.decode(errors="replace"))
     return digest.hexdigest(), "\n".join(texts)
+
+
+def meta_dependencies(role: str) -> list[str]:
+    """The roles ROLE depends on in its meta/main.yml, transitively (those in
+    the roles folder this role is in)."""
+    found: list[str] = []
+    todo = [role]
+    while todo:
+        try:
+            meta = yaml.safe_load((ROLES / todo.pop() / "meta" / "main.yml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        entries = meta.get("dependencies") if isinstance(meta, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            name = entry.get("role", entry.get("name")) if isinstance(entry, dict) else entry
+            if isinstance(name, str) and name not in found and name != role and (ROLES / name).is_dir():
+                found.append(name)
+                todo.append(name)
+    return sorted(found)
 
 
 def references(roles: list[str], texts: dict[str, str]) -> dict[str, tuple[set, set]]:
@@ -246,6 +268,9 @@ class ActionModule(ActionBase):
             files.append(hashlib.sha256(Path(found).read_bytes()).hexdigest() if found else f"(missing {name})")
         read = {role: read_role(ROLES / role) for role in roles}
         codes = {role: code for role, (code, _) in read.items()}
+        needs = {role: meta_dependencies(role) for role in roles}
+        for needed in set().union(*needs.values()) - set(codes):
+            codes[needed] = read_role(ROLES / needed)[0]
         refs = references(roles, {role: text for role, (_, text) in read.items()})
         shared = sorted(n for n in map(str, args.get("shared") or []) if n in variables)
         inputs_names = ({n for n in variables if isinstance(n, str) and n.startswith(tuple(f"{r}_" for r in roles))}
@@ -280,7 +305,7 @@ class ActionModule(ActionBase):
             inputs = {
                 **common,
                 "variables": {name: value(name) for name in sorted(set(own) | (names & set(variables)))},
-                "code": [codes[r] for r in sorted({role} | code_roles)],
+                "code": [codes[r] for r in sorted({role} | code_roles | set(needs[role]))],
             }
             try:
                 text = json.dumps(inputs, sort_keys=True, default=str)
