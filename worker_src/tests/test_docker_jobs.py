@@ -11,6 +11,7 @@ import signal
 import sys
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from fake_docker import FakeDockerSDK
 from support import job_log
 
@@ -315,6 +316,23 @@ def test_sigterm_stops_and_removes_the_container(dirs, sdk):
     names = sdk.names()
     assert names.index("stop") < names.index("remove")
     assert "wait" not in names
+
+
+def test_the_soft_time_limit_stops_then_removes_the_container(dirs, sdk):
+    """Celery's soft limit raises in the wait: the container gets its grace
+    period (stop), its logs are kept, and it is removed."""
+
+    def soft_limit_on_third_reload(container):
+        if container.reloads == 3:
+            raise SoftTimeLimitExceeded()
+
+    sdk.runs_for = 1000
+    sdk.on_reload = soft_limit_on_third_reload
+    with pytest.raises(SoftTimeLimitExceeded):
+        run(dirs, sdk)
+    names = sdk.names()
+    assert ("stop", NAME, 3) in sdk.events and sdk.removed == [NAME]
+    assert names.index("stop") < names.index("logs") < names.index("remove")
 
 
 def test_missing_sdk_fails_with_a_clear_message(dirs, monkeypatch):

@@ -2,16 +2,22 @@
 
 Flow: PATCH ``running``; run the job; PATCH ``successful``. On any error:
 append the reason to the job's stderr log, log it, PATCH ``failed`` and
-re-raise so Celery records the failure. A revoked job is PATCHed
+re-raise so Celery records the failure. A job past the worker's soft time
+limit (Celery's ``--soft-time-limit``, raised in the job's wait) has its
+process group or container stopped there, and fails the same way, saying
+so; Celery's hard limit (``--time-limit``) is only the last resort, for a
+worker stuck elsewhere. A revoked job is PATCHed
 ``terminated`` by the ``task_revoked`` handler below.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import logging
+import os
 import threading
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_revoked
 from celery.utils.log import get_task_logger
 
@@ -83,9 +89,23 @@ def run_job(
         )
 
 
-def failure_message(exc):
+#: The instance's soft time limit in seconds, as the role writes it beside
+#: Celery's --soft-time-limit (for the message only).
+SOFT_TIME_LIMIT_VARIABLE = "SALTANT_WORKER_SOFT_TIME_LIMIT"
+
+
+def failure_message(exc, environ=None):
     """Return the line written to a failed job's stderr log."""
-    reason = text(exc) if isinstance(exc, JobError) else "%s: %s" % (type(exc).__name__, text(exc))
+    environ = os.environ if environ is None else environ
+    if isinstance(exc, SoftTimeLimitExceeded):
+        limit = environ.get(SOFT_TIME_LIMIT_VARIABLE)
+        reason = "it ran longer than this worker's soft time limit%s and was stopped" % (
+            " of %s seconds" % (text(limit),) if limit else "",
+        )
+    elif isinstance(exc, JobError):
+        reason = text(exc)
+    else:
+        reason = "%s: %s" % (type(exc).__name__, text(exc))
     return "saltant worker: job failed: %s" % (reason,)
 
 

@@ -21,7 +21,8 @@
   which case the container is first stopped (SIGTERM, then SIGKILL after the
   grace period) and the signal is then passed on to the previous handler.
   A leftover container of the same name (a worker killed with SIGKILL) is
-  removed before the job's container is created.
+  removed before the job's container is created. Anything else that ends
+  the wait (Celery's soft time limit) stops the container the same way.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -264,9 +265,16 @@ def _run_container(
                     container.start()
                 except errors as exc:
                     raise JobError("cannot start the container: %s" % (text(exc),))
-            returncode = _wait(
-                container, guard, kill_grace, poll_interval, errors, not_found
-            )
+            try:
+                returncode = _wait(
+                    container, guard, kill_grace, poll_interval, errors, not_found
+                )
+            except BaseException:
+                # Whatever ends the wait (Celery's soft time limit raises in
+                # it) stops the container, with the grace period, before it
+                # is removed.
+                _stop(container, kill_grace, errors)
+                raise
         finally:
             if container is not None:
                 try:

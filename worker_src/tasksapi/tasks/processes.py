@@ -138,6 +138,19 @@ class TerminateJobOnSigterm(object):
         return False
 
 
+def stop(process, kill_grace=KILL_GRACE, poll_interval=POLL_INTERVAL):
+    """Stop the child now: SIGTERM to its group, SIGKILL if it outlives
+    ``kill_grace`` seconds; return once it has ended."""
+    signal_group(process, signal.SIGTERM)
+    deadline = time.time() + kill_grace
+    while process.poll() is None:
+        if time.time() >= deadline:
+            signal_group(process, signal.SIGKILL)
+            process.wait()
+            break
+        time.sleep(poll_interval)
+
+
 def wait(
     process,
     guard=None,
@@ -150,25 +163,31 @@ def wait(
     After a SIGTERM seen by ``guard`` (which already signalled the child), or
     once ``timeout`` seconds have passed (the child's group then gets
     SIGTERM), the child is killed if it outlives ``kill_grace`` seconds.
+    Whatever else ends the wait (Celery's soft time limit raises in it) stops
+    the child first: a job never runs on unwatched.
     """
     started = time.time()
     kill_at = None
     timed_out = False
-    while True:
-        returncode = process.poll()
-        if returncode is not None:
-            return returncode, timed_out
-        now = time.time()
-        if kill_at is None:
-            if guard is not None and guard.received is not None:
-                kill_at = now + kill_grace
-            elif timeout is not None and now - started >= timeout:
-                timed_out = True
-                signal_group(process, signal.SIGTERM)
-                kill_at = now + kill_grace
-        elif now >= kill_at:
-            signal_group(process, signal.SIGKILL)
-        time.sleep(poll_interval)
+    try:
+        while True:
+            returncode = process.poll()
+            if returncode is not None:
+                return returncode, timed_out
+            now = time.time()
+            if kill_at is None:
+                if guard is not None and guard.received is not None:
+                    kill_at = now + kill_grace
+                elif timeout is not None and now - started >= timeout:
+                    timed_out = True
+                    signal_group(process, signal.SIGTERM)
+                    kill_at = now + kill_grace
+            elif now >= kill_at:
+                signal_group(process, signal.SIGKILL)
+            time.sleep(poll_interval)
+    except BaseException:
+        stop(process, kill_grace, poll_interval)
+        raise
 
 
 @contextlib.contextmanager
