@@ -79,6 +79,16 @@ CASES: dict[str, tuple[dict, str]] = {
     "instance concurrency 0": (instance(concurrency=0), "saltant_worker_instances[0].concurrency is 0"),
     "instance stop timeout negative": (instance(stop_timeout=-1), "saltant_worker_instances[0].stop_timeout is -1"),
     "start timeout 0": ({"saltant_worker_start_timeout": 0}, "saltant_worker_start_timeout is 0"),
+    "instance soft time limit negative": (
+        instance(soft_time_limit=-1), "saltant_worker_instances[0].soft_time_limit is -1"),
+    "time limit a word": ({"saltant_worker_time_limit": "1h"}, "saltant_worker_time_limit must be an integer"),
+    "hard time limit too close to the soft one": (
+        instance(soft_time_limit=100, time_limit=105),
+        "has soft_time_limit 100, time_limit 105 and stop_timeout"),
+    "time limit past the stop timeout": (
+        {"saltant_worker_time_limit": 2592000}, "time_limit 2592000 and stop_timeout"),
+    "soft time limit past the instance's stop timeout": (
+        instance(soft_time_limit=600, stop_timeout=600), "has soft_time_limit 600, time_limit 0 and stop_timeout 600"),
     "pool limit None": (
         {"saltant_worker_broker_pool_limit": "None"},
         "saltant_worker_broker_pool_limit must be an integer"),
@@ -234,7 +244,10 @@ GOOD_VALUES = {
     "log_shipper_create_bucket": "yes",
     "saltant_worker_concurrency": "4",
     "log_shipper_interval": "30",
-    "saltant_worker_instances": [{"name": "default", "queues": ["jobs", "a@b+c-d_e", "q" * 50], "concurrency": "3"}],
+    "saltant_worker_instances": [{"name": "default", "queues": ["jobs", "a@b+c-d_e", "q" * 50], "concurrency": "3",
+                                  "soft_time_limit": "600", "time_limit": 610}],
+    "saltant_worker_soft_time_limit": "60",
+    "saltant_worker_time_limit": "3599",
     "saltant_worker_env_extra": {"TESTBED_HOSTILE": " '\"#$=\\ ", "A_NUMBER": 5, "A_BOOL": True},
     "saltant_worker_broker_url": f"pyamqp://saltant:{PASSWORD}%23%3F%2F%40@broker.example.org:5672/saltant",
 }

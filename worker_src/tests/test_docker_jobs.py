@@ -353,3 +353,13 @@ def test_missing_sdk_fails_with_a_clear_message(dirs, monkeypatch):
     assert str(error.value).startswith(
         "this worker has no Docker SDK installed: the host does not offer docker jobs"
     )
+
+
+def test_the_container_of_a_lost_job_is_removed(sdk, monkeypatch):
+    sdk.leftovers = [NAME]
+    docker_jobs.remove_job_container(UUID, sdk=sdk)
+    assert sdk.removed == [NAME]
+    # None left, or no engine or SDK on this host: nothing to do, no error.
+    docker_jobs.remove_job_container(UUID, sdk=FakeDockerSDK())
+    monkeypatch.setitem(sys.modules, "docker", None)
+    docker_jobs.remove_job_container(UUID)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 # worker_src's Docker host; upstream-containers is verified by verify-upstream.yml.
@@ -11,9 +13,9 @@ UNIT = "saltant-worker@containers.service"
 IMAGE = "docker-broker:5000/testbed/busybox:1"
 
 
-def container_job(fleet, command: str) -> str:
+def container_job(fleet, command: str, queue: str = "dockerqueue") -> str:
     return fleet.publish(
-        "dockerqueue", task_class="container", container_type="docker", container_image=IMAGE,
+        queue, task_class="container", container_type="docker", container_image=IMAGE,
         command_to_run=command, env_vars_list=[], args_dict={}, logs_path="/logs", results_path=None,
     )
 
@@ -140,3 +142,80 @@ def test_a_job_that_locks_its_log_directory_never_stops_the_shipping(fleet):
     assert journal.count(f"cannot read the job directory /var/lib/saltant-worker/logs/{locked}") == 1
     assert fleet.unit_property(WORKER, "saltant-log-shipper.service", "MainPID") == shipper_pid
     fleet.sh(WORKER, f"rm -rf /var/lib/saltant-worker/logs/{locked}")
+
+
+def test_jobs_past_the_soft_time_limit_are_stopped_and_fail_saying_so(fleet):
+    """The limited instance (soft_time_limit 6, time_limit 30): an executable
+    job with a child of its own and a Docker job, each meant to run five
+    minutes, are stopped (no process or container is left) and fail with the
+    reason in their stderr logs; the instance then runs the next job."""
+    executable = fleet.publish("limitedqueue", task_class="executable", command_to_run="sh -c 'sleep 301 & sleep 302'",
+                               env_vars_list=[], args_dict={}, json_file_option=None)
+    container = container_job(fleet, "sleep 303", queue="limitedqueue")
+    for uuid in (executable, container):
+        assert fleet.wait_states(uuid, timeout=120) == ["running", "failed"]
+        stderr = fleet.sh(WORKER, f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stderr.txt")
+        assert "job failed: it ran longer than this worker's soft time limit of 6 seconds and was stopped" in stderr
+    assert fleet.sh(WORKER, "pgrep -f 'sleep 30[123]' || true").strip() == ""
+    assert fleet.sh(WORKER, f"docker ps -aq --filter name=saltant-job-{container}").strip() == ""
+    quick = fleet.publish("limitedqueue", task_class="executable", command_to_run="true",
+                          env_vars_list=[], args_dict={}, json_file_option=None)
+    assert fleet.wait_states(quick) == ["running", "successful"]
+    main_pid = fleet.unit_property(WORKER, "saltant-worker@limited.service", "MainPID")
+    assert "--soft-time-limit=6 --time-limit=30" in fleet.sh(WORKER, f"tr '\\0' ' ' < /proc/{main_pid}/cmdline")
+
+
+def test_a_job_whose_worker_is_killed_is_reported_failed_and_its_container_removed(fleet):
+    """SIGKILL to the worker's main process while a Docker job runs: the
+    unit restarts, reports the job failed (worker lost), and removes the
+    container, which ran on outside the worker's cgroup."""
+    uuid = container_job(fleet, "sleep 304")
+    assert fleet.wait_states(uuid, until=("running",)) == ["running"]
+    name = f"saltant-job-{uuid}"
+    deadline = time.monotonic() + 60
+    while fleet.sh(WORKER, f"docker ps -q --filter name={name}").strip() == "":
+        assert time.monotonic() < deadline, "the job's container never ran"
+        time.sleep(0.5)
+    before = fleet.unit_property(WORKER, UNIT, "MainPID")
+    fleet.sh(WORKER, f"systemctl kill --kill-whom=main --signal=SIGKILL {UNIT}")
+    assert fleet.wait_states(uuid, timeout=120) == ["running", "failed"]
+    assert fleet.unit_property(WORKER, UNIT, "MainPID") not in ("0", before)
+    assert fleet.sh(WORKER, f"docker ps -aq --filter name={name}").strip() == ""
+    stderr = fleet.sh(WORKER, f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stderr.txt")
+    assert "saltant worker: job failed: worker lost" in stderr
+    assert fleet.wait_states(container_job(fleet, "true")) == ["running", "successful"]
+
+
+def test_a_revoked_queued_job_never_runs_even_after_a_restart(fleet):
+    """Four held jobs fill the containers instance (two run, two wait in its
+    prefetch), so a fifth stays in the broker's queue; it is revoked, then
+    the instance restarts before it gets there: the revoke outlived the
+    restart (Celery's --statedb), the job never runs and is reported
+    terminated."""
+    release = f"/var/lib/saltant-worker/release-{os.urandom(4).hex()}"
+    held = [fleet.publish("dockerqueue", task_class="executable", env_vars_list=[], args_dict={},
+                          json_file_option=None,
+                          command_to_run=f"sh -c 'for i in $(seq 300); do [ -e {release} ] && exit 0; sleep 1; done'")
+            for _ in range(4)]
+    deadline = time.monotonic() + 60
+    while sum("running" in fleet.states(uuid) for uuid in held) < 2:
+        assert time.monotonic() < deadline, "the held jobs never ran"
+        time.sleep(0.5)
+    revoked = fleet.publish("dockerqueue", task_class="executable", command_to_run="true",
+                            env_vars_list=[], args_dict={}, json_file_option=None)
+    fleet.sh(fleet.broker, f"python3 /opt/testbed/publish_job.py --broker {fleet.local_broker_url} --revoke {revoked}")
+    # The restart waits for the running jobs: released once it has begun.
+    restart = subprocess.Popen(["docker", "exec", WORKER, "systemctl", "restart", UNIT])
+    try:
+        time.sleep(2)
+        fleet.sh(WORKER, f"touch {release}")
+        assert restart.wait(timeout=180) == 0
+    finally:
+        fleet.sh(WORKER, f"touch {release}")
+        restart.kill()
+    for uuid in held:
+        assert fleet.wait_states(uuid) == ["running", "successful"]
+    assert fleet.wait_states(revoked, until=("terminated", "running"), timeout=60) == ["terminated"]
+    time.sleep(2)
+    assert fleet.states(revoked) == ["terminated"]
+    fleet.sh(WORKER, f"rm -f {release}")

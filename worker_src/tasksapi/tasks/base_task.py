@@ -18,12 +18,12 @@ import threading
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import task_revoked
+from celery.signals import celeryd_init, task_revoked
 from celery.utils.log import get_task_logger
 
 from saltant import settings
 from tasksapi.compat import show, text
-from tasksapi.tasks import containers, executable, joblogs, status
+from tasksapi.tasks import containers, docker_jobs, executable, joblogs, orphans, status
 from tasksapi.tasks.errors import JobError, JobTerminated
 
 logger = get_task_logger(__name__)
@@ -132,10 +132,9 @@ def run_task(
 ):
     """Run job ``uuid`` and report its states to the saltant server."""
     uuid = joblogs.check_uuid(uuid)
-    logger.info("job %s: %s job starting", uuid, task_class)
-    report(uuid, status.RUNNING)
-    try:
-        run_job(
+    records = orphans.records_directory(os.environ.get(orphans.STATE_DIR_VARIABLE), self.request.hostname)
+    with orphans.recorded(records, uuid):
+        _run_and_report(
             uuid,
             task_class,
             command_to_run,
@@ -147,6 +146,13 @@ def run_task(
             container_type=container_type,
             json_file_option=json_file_option,
         )
+
+
+def _run_and_report(uuid, task_class, command_to_run, **job):
+    logger.info("job %s: %s job starting", uuid, task_class)
+    report(uuid, status.RUNNING)
+    try:
+        run_job(uuid, task_class, command_to_run, **job)
     except JobTerminated:
         # The revoke that terminated it reports "terminated".
         logger.warning("job %s: terminated", uuid)
@@ -159,6 +165,23 @@ def run_task(
         raise
     logger.info("job %s: successful", uuid)
     report(uuid, status.SUCCESSFUL)
+
+
+@celeryd_init.connect
+def settle_lost_jobs(sender=None, **kwargs):
+    """At the start of an instance, before it takes a job: report the jobs
+    its last life lost (see ``orphans``) and remove their containers."""
+    directory = orphans.records_directory(os.environ.get(orphans.STATE_DIR_VARIABLE), sender)
+    lost = orphans.settle(
+        directory,
+        lambda uuid: report(uuid, status.FAILED),
+        docker_jobs.remove_job_container,
+        settings.WORKER_LOGS_DIRECTORY,
+    )
+    if lost:
+        main_logger.error("reported %d job(s) lost by this instance's last run as failed: %s",
+                          len(lost), ", ".join(lost))
+    return lost
 
 
 def _revoked_uuid(request):
@@ -181,6 +204,12 @@ def report_revoked(sender=None, request=None, **kwargs):
         )
         return None
     main_logger.info("job %s: revoked", uuid)
+    try:
+        # Terminated with its process: not a job lost to the next start.
+        orphans.forget(orphans.records_directory(os.environ.get(orphans.STATE_DIR_VARIABLE),
+                                                 getattr(request, "hostname", None)), uuid)
+    except Exception as exc:  # noqa: BLE001 - the report below must go out
+        main_logger.warning("job %s: could not drop its record: %s", uuid, exc)
     thread = threading.Thread(target=report, args=(uuid, status.TERMINATED))
     thread.daemon = True
     thread.start()

@@ -62,6 +62,30 @@ def container_name(uuid):
     return "%s%s" % (CONTAINER_NAME_PREFIX, joblogs.check_uuid(uuid))
 
 
+def remove_job_container(uuid, sdk=None):
+    """Remove job ``uuid``'s container if there is one (a job its worker
+    lost); never raises."""
+    try:
+        sdk = load_docker_sdk() if sdk is None else sdk
+    except JobError:
+        return
+    errors, not_found = _api_errors(sdk), sdk.errors.NotFound
+    try:
+        client = sdk.from_env()
+    except errors as exc:
+        logger.warning("job %s: cannot reach the Docker engine to remove its container: %s", uuid, exc)
+        return
+    try:
+        _remove_leftover(client, container_name(uuid), errors, not_found)
+    except JobError as exc:
+        logger.warning("job %s: %s", uuid, exc)
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001, S110 - closing must not hide the result
+            pass
+
+
 def _split_tag(name):
     """Split ``name`` into (repository, tag or None); ports are not tags."""
     colon = name.rfind(":")
