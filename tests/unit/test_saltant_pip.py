@@ -2,7 +2,8 @@
 on this machine with a real virtualenv: a pip call seen satisfied is not run
 again while the virtualenv is unchanged; a changed virtualenv, requirements
 file or argument runs the pip module. Every pip call here is satisfied
-already (the virtualenv's own pip version): no network is needed."""
+already (the virtualenv's own pip version): no network is needed. Each
+playbook run makes several calls in order, as a role's tasks do."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from helpers.local_play import ansible_playbook, role_bed
 
 TASKS = """
 - name: Install
-  saltant_pip: "{{ pip_args }}"
+  saltant_pip: "{{ item }}"
+  loop: "{{ calls }}"
   register: installed
 
-- name: Keep the result for the test
+- name: Keep the results for the test
   ansible.builtin.copy:
-    content: "{{ installed | to_json }}"
+    content: "{{ installed.results | to_json }}"
     dest: "{{ out }}"
     mode: "0644"
   check_mode: false
@@ -49,51 +51,43 @@ def pip_version(venv: Path) -> str:
     return out.stdout.split()[1]
 
 
-def install(bed: Path, pip_args: dict, *options: str) -> dict:
+def install(bed: Path, calls: list[dict], *options: str) -> list[bool]:
+    """Play CALLS in order; for each, whether the pip module ran."""
     out = bed / "result.json"
-    result = ansible_playbook(bed, *options, extra={"pip_args": pip_args, "out": str(out)})
+    result = ansible_playbook(bed, *options, extra={"calls": calls, "out": str(out)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    return json.loads(out.read_text())
-
-
-def ran_pip(result: dict) -> bool:
-    return "cmd" in result and SKIPPED not in str(result.get("msg", ""))
+    results = json.loads(out.read_text())
+    for skipped in (r for r in results if SKIPPED in str(r.get("msg", ""))):
+        assert skipped["changed"] is False and "cmd" not in skipped
+    return ["cmd" in r and SKIPPED not in str(r.get("msg", "")) for r in results]
 
 
 def test_a_satisfied_call_is_not_run_again_until_the_virtualenv_changes(bed, venv):
     call = {"name": [f"pip=={pip_version(venv)}"], "virtualenv": str(venv)}
-    assert ran_pip(install(bed, call))
-    record = venv / ".saltant-fleet-pip"
-    assert record.stat().st_mode & 0o077 == 0
-    second = install(bed, call)
-    assert not ran_pip(second) and second["changed"] is False and SKIPPED in second["msg"]
+    assert install(bed, [call, call]) == [True, False]
+    assert (venv / ".saltant-fleet-pip").stat().st_mode & 0o077 == 0
     # Anyone adds (or upgrades, or removes) a distribution: pip decides again.
     extra = next(venv.glob("lib/*/site-packages")) / "saltant_fleet_probe-1.0.dist-info"
     extra.mkdir()
     try:
-        assert ran_pip(install(bed, call))
-        assert not ran_pip(install(bed, call))
+        assert install(bed, [call, call]) == [True, False]
     finally:
         extra.rmdir()
-    assert ran_pip(install(bed, call))
+    assert install(bed, [call]) == [True]
 
 
 def test_a_changed_requirements_file_or_argument_runs_pip(bed, venv):
     requirements = bed / "requirements.txt"
     requirements.write_text(f"pip=={pip_version(venv)}\n")
     call = {"requirements": str(requirements), "virtualenv": str(venv)}
-    assert ran_pip(install(bed, call))
-    assert not ran_pip(install(bed, call))
+    assert install(bed, [call, call]) == [True, False]
     requirements.write_text(f"# another set\npip=={pip_version(venv)}\n")
-    assert ran_pip(install(bed, call))
     # Another call on the same virtualenv: run once, then both are satisfied.
     other = {"name": [f"pip=={pip_version(venv)}"], "virtualenv": str(venv), "extra_args": "--no-cache-dir"}
-    assert ran_pip(install(bed, other))
-    assert not ran_pip(install(bed, other)) and not ran_pip(install(bed, call))
+    assert install(bed, [call, other, other, call]) == [True, True, False, False]
 
 
 def test_check_mode_records_nothing(bed, venv):
     call = {"name": [f"pip=={pip_version(venv)}"], "virtualenv": str(venv)}
-    assert ran_pip(install(bed, call, "--check"))
+    assert install(bed, [call, call], "--check") == [True, True]
     assert not (venv / ".saltant-fleet-pip").exists()
-    assert ran_pip(install(bed, call, "--check"))
