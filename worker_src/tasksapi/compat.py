@@ -43,6 +43,16 @@ def ensure_directory(path):
     return path
 
 
+def remove_file(path, logger):
+    """Remove ``path``; a missing file is fine, any other failure is logged
+    as a warning on ``logger``, never raised."""
+    try:
+        os.remove(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            logger.warning("could not remove %s: %s", path, exc)
+
+
 def show(value):
     """Render ``value`` for a message the same way on Python 2 and 3.
 

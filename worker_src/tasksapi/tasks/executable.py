@@ -24,7 +24,6 @@
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import errno
 import io
 import json
 import logging
@@ -33,7 +32,7 @@ import re
 import shlex
 import tempfile
 
-from tasksapi.compat import STRING_TYPES, ensure_directory, native_str, show, text
+from tasksapi.compat import STRING_TYPES, ensure_directory, native_str, remove_file, show, text
 from tasksapi.tasks import joblogs, processes
 from tasksapi.tasks.errors import JobError, JobTerminated
 
@@ -123,14 +122,6 @@ def write_json_file(temp_directory, uuid, arguments_json):
     return path
 
 
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            logger.warning("could not remove %s: %s", path, exc)
-
-
 def _run(argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval, cwd=None):
     """Run the job with its output appended to the log files; return its code."""
     with processes.TerminateJobOnSigterm() as guard:
@@ -189,7 +180,7 @@ def run_executable_job(
             )
     finally:
         if json_path is not None:
-            _remove(json_path)
+            remove_file(json_path, logger)
 
     if returncode != 0:
         raise JobError(processes.describe_exit(returncode))

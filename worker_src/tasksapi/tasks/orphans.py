@@ -16,13 +16,12 @@ container is removed, and the record with it.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import contextlib
-import errno
 import io
 import logging
 import os
 import re
 
-from tasksapi.compat import ensure_directory, text
+from tasksapi.compat import ensure_directory, remove_file, text
 from tasksapi.tasks import joblogs
 
 logger = logging.getLogger(__name__)
@@ -44,14 +43,6 @@ def records_directory(state_directory, node_name):
     return os.path.join(text(state_directory), "running-%s" % (instance,))
 
 
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            logger.warning("could not remove the job record %s: %s", path, exc)
-
-
 @contextlib.contextmanager
 def recorded(directory, uuid):
     """Keep the record of job ``uuid`` in ``directory`` while the block runs."""
@@ -70,13 +61,13 @@ def recorded(directory, uuid):
     try:
         yield
     finally:
-        _remove(path)
+        remove_file(path, logger)
 
 
 def forget(directory, uuid):
     """Drop job ``uuid``'s record (a revoked job: reported ``terminated``)."""
     if directory is not None:
-        _remove(os.path.join(directory, joblogs.check_uuid(uuid)))
+        remove_file(os.path.join(directory, joblogs.check_uuid(uuid)), logger)
 
 
 def settle(directory, report_failed, remove_container, logs_directory):
@@ -99,6 +90,6 @@ def settle(directory, report_failed, remove_container, logs_directory):
             logger.error("job %s: could not write to its stderr log: %s", uuid, exc)
         remove_container(uuid)
         report_failed(uuid)
-        _remove(path)
+        remove_file(path, logger)
         settled.append(uuid)
     return settled

@@ -35,7 +35,6 @@ Running it in child processes keeps every step bounded and stoppable:
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import errno
 import hashlib
 import logging
 import os
@@ -44,7 +43,7 @@ import subprocess
 import tempfile
 import time
 
-from tasksapi.compat import ensure_directory, native_str, show, text
+from tasksapi.compat import ensure_directory, native_str, remove_file, show, text
 from tasksapi.tasks import joblogs, processes
 from tasksapi.tasks.container_common import (
     check_args_dict,
@@ -147,14 +146,6 @@ def build_runtime_environment(runtime, environment, environ=None, pull_folder=No
     return result
 
 
-def _remove_file(path):
-    try:
-        os.remove(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            logger.warning("could not remove %s: %s", path, exc)
-
-
 def _tail(output):
     output = text(output).strip()
     if len(output) > OUTPUT_TAIL_CHARACTERS:
@@ -227,7 +218,7 @@ def pull_image(
             return None
         temporary_name = ".%s.%s-%d.pull" % (file_name, uuid, attempt)
         temporary_path = os.path.join(images_directory, temporary_name)
-        _remove_file(temporary_path)
+        remove_file(temporary_path, logger)
         argv = build_pull_argv(runtime, uri, temporary_name)
         logger.info(
             "job %s: pulling %s (try %d of %d): %s",
@@ -254,7 +245,7 @@ def pull_image(
                 logger.info("job %s: pulled %s to %s", uuid, uri, final_path)
                 return final_path
         finally:
-            _remove_file(temporary_path)
+            remove_file(temporary_path, logger)
         if timed_out:
             reason = "timed out after %s s" % (timeout,)
         elif returncode == 0:
