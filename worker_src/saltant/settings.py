@@ -95,6 +95,11 @@ def read_settings(environ):
         "DJANGO_BASE_URL": base_url.rstrip("/"),
         "API_AUTH_TOKEN": get_str(environ, "API_AUTH_TOKEN", required=True),
         "PROJECT_USES_ROLLBAR": uses_rollbar,
+        # Per instance (the role sets it in the instance's unit): let Celery
+        # reserve jobs ahead of free processes (saltant.job_slots).
+        "SALTANT_WORKER_RESERVE_JOBS": get_bool(
+            environ, "SALTANT_WORKER_RESERVE_JOBS", default=False
+        ),
         "ROLLBAR_ACCESS_TOKEN": get_str(
             environ, "ROLLBAR_ACCESS_TOKEN", required=uses_rollbar
         ),
@@ -123,6 +128,7 @@ CELERY_TIMEZONE = _SETTINGS["CELERY_TIMEZONE"]
 RABBITMQ_USES_SSL = _SETTINGS["RABBITMQ_USES_SSL"]
 SINGULARITY_PULL_TIMEOUT = _SETTINGS["SINGULARITY_PULL_TIMEOUT"]
 SINGULARITY_PULL_RETRIES = _SETTINGS["SINGULARITY_PULL_RETRIES"]
+SALTANT_WORKER_RESERVE_JOBS = _SETTINGS["SALTANT_WORKER_RESERVE_JOBS"]
 DJANGO_BASE_URL = _SETTINGS["DJANGO_BASE_URL"]
 API_AUTH_TOKEN = _SETTINGS["API_AUTH_TOKEN"]
 PROJECT_USES_ROLLBAR = _SETTINGS["PROJECT_USES_ROLLBAR"]
