@@ -62,6 +62,8 @@ def type_of(option: dict) -> str:
     low, high = option.get("minimum"), option.get("maximum")
     if low is not None or high is not None:
         kind += f", {'' if low is None else low}–{'' if high is None else high}"
+    if option.get("pattern_means"):
+        kind += f" ({option['pattern_means']})"
     return kind
 
 

@@ -132,3 +132,20 @@ def test_stopping_the_target_stops_the_workers_first_and_ships_their_last_logs(f
     assert fleet.unit_property(worker, UNIT, "ActiveState") == "active"
     instances = fleet.sh(worker, "systemctl list-units --plain --no-legend --state=active 'saltant-worker@*'")
     assert instances.strip(), "the target started no worker instance"
+
+
+def test_shipped_job_directories_older_than_the_retention_are_deleted(fleet):
+    """log_shipper_retention_days, 30 by default: at a reconcile (one runs at
+    start), a job directory whose files S3 has and whose newest file is
+    older than that is deleted; a newer one stays, and S3 keeps both."""
+    worker = fleet.workers[0]
+    old, recent = (echo_job(fleet, worker, f"retention-{name}") for name in ("old", "recent"))
+    wait_for(fleet, {**expected(old, "retention-old"), **expected(recent, "retention-recent")}, seconds=60)
+    fleet.sh(worker, f"find {LOGS}/{old} -exec touch -h -d '31 days ago' {{}} +")
+    fleet.sh(worker, f"systemctl restart {UNIT}")
+    journal = wait_for_journal(fleet, worker, (f"deleted {old}: shipped and older than 30 days",), seconds=60)
+    assert f"deleted {old}: shipped and older than 30 days" in journal
+    assert f"deleted {recent}" not in journal
+    assert fleet.sh(worker, f"test -e {LOGS}/{old} && echo kept || echo gone").strip() == "gone"
+    assert fleet.sh(worker, f"test -e {LOGS}/{recent} && echo kept || echo gone").strip() == "kept"
+    assert set(expected(old, "retention-old")) <= set(objects(fleet))

@@ -89,6 +89,27 @@ CASES: dict[str, tuple[dict, str]] = {
         {"saltant_worker_time_limit": 2592000}, "time_limit 2592000 and stop_timeout"),
     "soft time limit past the instance's stop timeout": (
         instance(soft_time_limit=600, stop_timeout=600), "has soft_time_limit 600, time_limit 0 and stop_timeout 600"),
+    "reserve jobs a word": (
+        instance(reserve_jobs="sometimes"), "saltant_worker_instances[0].reserve_jobs must be true or false"),
+    "reserve jobs a list": (
+        {"saltant_worker_reserve_jobs": ["no"]}, "saltant_worker_reserve_jobs must be true or false"),
+    "memory bound in gigabytes with a space": (
+        instance(memory_max="4 GB"), "saltant_worker_instances[0].memory_max is '4 GB'; it must be a size such as 4G"),
+    "memory bound a fraction": ({"saltant_worker_memory_max": "0.5"}, "saltant_worker_memory_max is '0.5'; it must be"),
+    "memory bound over 100 percent": ({"saltant_worker_memory_high": "150%"}, "saltant_worker_memory_high is '150%'"),
+    "memory bound a number": ({"saltant_worker_memory_max": 4096}, "saltant_worker_memory_max must be a string"),
+    "memory bound too small for the worker": (
+        instance(memory_max="64M"), "has memory_max 64M (from the entry), 64.0 MiB on this host"),
+    "cpu quota without percent": (instance(cpu_quota="2"), "saltant_worker_instances[0].cpu_quota is '2'"),
+    "tasks max negative": ({"saltant_worker_tasks_max": -1}, "saltant_worker_tasks_max is -1"),
+    "memory per child a size": (
+        instance(max_memory_per_child="1G"), "saltant_worker_instances[0].max_memory_per_child must be an integer"),
+    "cleanup schedule systemd cannot read": (
+        {"saltant_worker_cleanup_schedule": "every hour"},
+        "saltant_worker_cleanup_schedule is 'every hour', which systemd cannot read as a calendar event"),
+    "cleanup schedule with a quote": (
+        {"saltant_worker_cleanup_schedule": "daily'"}, "saltant_worker_cleanup_schedule is \"daily'\"; it must be"),
+    "prune hours negative": ({"saltant_worker_docker_prune_hours": -1}, "saltant_worker_docker_prune_hours is -1"),
     "pool limit None": (
         {"saltant_worker_broker_pool_limit": "None"},
         "saltant_worker_broker_pool_limit must be an integer"),
@@ -245,7 +266,15 @@ GOOD_VALUES = {
     "saltant_worker_concurrency": "4",
     "log_shipper_interval": "30",
     "saltant_worker_instances": [{"name": "default", "queues": ["jobs", "a@b+c-d_e", "q" * 50], "concurrency": "3",
-                                  "soft_time_limit": "600", "time_limit": 610}],
+                                  "soft_time_limit": "600", "time_limit": 610, "reserve_jobs": "yes",
+                                  "memory_max": "2G", "memory_high": "1536M", "cpu_quota": "150%", "tasks_max": "512",
+                                  "max_tasks_per_child": 100, "max_memory_per_child": "2000000"}],
+    "saltant_worker_memory_max": "80%",
+    "saltant_worker_cpu_quota": "",
+    "saltant_worker_tasks_max": 0,
+    "saltant_worker_cleanup_schedule": "*-*-* 03:00:00",
+    "saltant_worker_singularity_image_days": "30",
+    "saltant_worker_reserve_jobs": "no",
     "saltant_worker_soft_time_limit": "60",
     "saltant_worker_time_limit": "3599",
     "saltant_worker_env_extra": {"TESTBED_HOSTILE": " '\"#$=\\ ", "A_NUMBER": 5, "A_BOOL": True},

@@ -81,8 +81,21 @@ def test_create_kwargs():
             "/srv/results/%s" % UUID: {"bind": "/results", "mode": "rw"},
         },
         "detach": True,
+        "labels": {"saltant.job": UUID},
     }
     assert "user" not in kwargs
+
+
+def test_the_instances_memory_limit_bounds_the_container_swap_included():
+    limit = docker_jobs.job_memory_limit({"SALTANT_WORKER_JOB_MEMORY_LIMIT": "268435456"})
+    kwargs = docker_jobs.build_create_kwargs(UUID, "alpine:latest", [], {}, [], memory_limit=limit)
+    assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 268435456
+    for unset in ({}, {"SALTANT_WORKER_JOB_MEMORY_LIMIT": ""}, {"SALTANT_WORKER_JOB_MEMORY_LIMIT": "0"}):
+        limit = docker_jobs.job_memory_limit(unset)
+        assert "mem_limit" not in docker_jobs.build_create_kwargs(UUID, "alpine:latest", [], {}, [], memory_limit=limit)
+    with pytest.raises(JobError) as raised:
+        docker_jobs.job_memory_limit({"SALTANT_WORKER_JOB_MEMORY_LIMIT": "2G"})
+    assert "SALTANT_WORKER_JOB_MEMORY_LIMIT is '2G', not a number of bytes" in str(raised.value)
 
 
 def test_empty_command_uses_the_images_default():

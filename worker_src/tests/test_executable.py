@@ -173,6 +173,13 @@ def test_non_zero_exit_fails_with_the_code(dirs):
     assert "exited with code 3" in str(error.value)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/oom_score_adj"), reason="no /proc")
+def test_the_job_is_first_in_line_for_the_oom_killer(dirs):
+    run(dirs, "cat /proc/self/oom_score_adj")
+    if int(read_text("/proc/self/oom_score_adj")) <= 500:
+        assert int(job_log(dirs["logs"], UUID, "stdout")) == 500
+
+
 def test_stdout_and_stderr_are_captured(dirs):
     run(dirs, "sh -c 'echo out; echo err >&2'")
     assert job_log(dirs["logs"], UUID, "stdout") == "out\n"

@@ -7,6 +7,7 @@ holds each value to its type as the roles use it, before anything changes:
 
 - str: a string (a YAML number must be quoted: 0750 or 1.10 would change);
   no line break or other control character unless the option is ``multiline``;
+  with a ``pattern``, matching it whole (``pattern_means`` says how, in words);
 - path: such a string that starts with "/", without white space, quotes,
   backslashes, '%', '$', ';' or '..' (systemd and .env parsers read those);
 - int: an integer, or a string of digits (what ``-e name=value`` gives),
@@ -18,8 +19,8 @@ holds each value to its type as the roles use it, before anything changes:
 
 A variable with a role's prefix that no role defines is reported with the
 closest real name. Values of options marked ``no_log`` never appear in a
-message; other values are shown shortened. ``minimum``, ``maximum`` and
-``multiline`` come from the role's meta/value_limits.yml (the schema of
+message; other values are shown shortened. ``minimum``, ``maximum``,
+``multiline``, ``pattern`` and ``pattern_means`` come from the role's meta/value_limits.yml (the schema of
 argument_specs.yml allows no such keys).
 """
 
@@ -97,6 +98,10 @@ class Checker:
         if not spec.get("multiline") and CONTROL.search(value):
             self.fail(where, "holds a line break or another control character"
                       + ("" if secret else f": {show(value, secret)}"))
+            return False
+        if "pattern" in spec and not re.fullmatch(spec["pattern"], value):
+            means = spec.get("pattern_means", f"like {spec['pattern']}")
+            self.fail(where, f"is {show(value, secret)}; it must be {means}")
             return False
         return True
 

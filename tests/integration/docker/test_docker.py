@@ -187,11 +187,11 @@ def test_a_job_whose_worker_is_killed_is_reported_failed_and_its_container_remov
 
 
 def test_a_revoked_queued_job_never_runs_even_after_a_restart(fleet):
-    """Four held jobs fill the containers instance (two run, two wait in its
-    prefetch), so a fifth stays in the broker's queue; it is revoked, then
-    the instance restarts before it gets there: the revoke outlived the
-    restart (Celery's --statedb), the job never runs and is reported
-    terminated."""
+    """Four held jobs fill the containers instance (two run, two wait in the
+    broker's queue: the worker takes a job only when a process is free), so
+    a fifth stays in the queue; it is revoked, then the instance restarts
+    before it gets there: the revoke outlived the restart (Celery's
+    --statedb), the job never runs and is reported terminated."""
     release = f"/var/lib/saltant-worker/release-{os.urandom(4).hex()}"
     held = [fleet.publish("dockerqueue", task_class="executable", env_vars_list=[], args_dict={},
                           json_file_option=None,
@@ -219,3 +219,91 @@ def test_a_revoked_queued_job_never_runs_even_after_a_restart(fleet):
     time.sleep(2)
     assert fleet.states(revoked) == ["terminated"]
     fleet.sh(WORKER, f"rm -f {release}")
+
+
+def test_jobs_queued_behind_a_job_longer_than_the_consumer_timeout_run_once(fleet):
+    """The broker closes a channel whose delivery stays unacknowledged past
+    its consumer_timeout (15 s here, checked every second). The patient
+    instance (one process) runs a 22 s job while three more wait: the worker
+    takes each only when its process is free and acknowledges it at once, so
+    all succeed exactly once, in order, with no channel error on either side
+    and no redelivery."""
+    timeout = fleet.sh(fleet.broker, "rabbitmqctl eval 'application:get_env(rabbit, consumer_timeout).'")
+    assert timeout.strip() == "{ok,15000}"
+    since = fleet.sh(WORKER, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    broker_log = "/var/log/rabbitmq/rabbit@docker-broker.log"
+    broker_lines = int(fleet.sh(fleet.broker, f"wc -l < {broker_log}").strip())
+
+    def job(seconds: int) -> str:
+        return fleet.publish("patientqueue", task_class="executable", command_to_run=f"sleep {seconds}",
+                             env_vars_list=[], args_dict={}, json_file_option=None)
+
+    long = job(22)
+    assert fleet.wait_states(long, until=("running",)) == ["running"]
+    queued = [job(1) for _ in range(3)]
+    for uuid in [long, *queued]:
+        assert fleet.wait_states(uuid, timeout=120) == ["running", "successful"], uuid
+    journal = fleet.sh(WORKER, f"journalctl -u saltant-worker@patient -o cat --no-pager --since '{since}'")
+    for uuid in [long, *queued]:
+        # Celery logs each delivery once ("Task NAME[UUID] received"): none was redelivered.
+        assert journal.count(f"[{uuid}] received") == 1, (uuid, journal[-3000:])
+    for error in ("PRECONDITION_FAILED", "PreconditionFailed", "Connection to broker lost", "consumer_timeout"):
+        assert error not in journal, journal[-3000:]
+    new_broker_lines = fleet.sh(fleet.broker, f"tail -n +{broker_lines + 1} {broker_log}")
+    assert "timed out waiting for delivery acknowledgement" not in new_broker_lines, new_broker_lines[-3000:]
+    # One process: each queued job started after the one before it ended.
+    assert journal.index(f"[{long}] succeeded") < journal.index(f"[{queued[0]}] received")
+
+
+def test_a_job_past_its_instances_memory_bound_fails_and_the_instance_serves_on(fleet):
+    """The limited instance has memory_max 256M: an executable job (in the
+    unit's cgroup) and a Docker job (outside it, in a container given the
+    same bound) each allocating 400 MiB are killed by the kernel and fail
+    saying so; the worker itself lives on and runs the next job."""
+    unit = "saltant-worker@limited.service"
+    assert fleet.unit_property(WORKER, unit, "MemoryMax") == str(256 << 20)
+    assert fleet.unit_property(WORKER, unit, "TasksMax") == "200"
+    assert fleet.unit_property(WORKER, unit, "OOMPolicy") == "continue"
+    main_pid = fleet.unit_property(WORKER, unit, "MainPID")
+    hog = "dd if=/dev/zero of=/dev/null bs=400M count=1"
+    executable = fleet.publish("limitedqueue", task_class="executable", command_to_run=hog,
+                               env_vars_list=[], args_dict={}, json_file_option=None)
+    assert fleet.wait_states(executable, timeout=120) == ["running", "failed"]
+    stderr = fleet.sh(WORKER, f"cat /var/lib/saltant-worker/logs/{executable}/{executable}-stderr.txt")
+    assert "command killed: out of memory" in stderr, stderr
+    container = container_job(fleet, hog, queue="limitedqueue")
+    assert fleet.wait_states(container, timeout=120) == ["running", "failed"]
+    stderr = fleet.sh(WORKER, f"cat /var/lib/saltant-worker/logs/{container}/{container}-stderr.txt")
+    assert f"container killed: out of memory (its limit is {256 << 20} bytes" in stderr, stderr
+    assert fleet.unit_property(WORKER, unit, "MainPID") == main_pid
+    quick = fleet.publish("limitedqueue", task_class="executable", command_to_run="true",
+                          env_vars_list=[], args_dict={}, json_file_option=None)
+    assert fleet.wait_states(quick) == ["running", "successful"]
+
+
+def test_disk_hygiene_prunes_images_no_container_uses(fleet):
+    """saltant-worker-cleanup (a timer, hourly) removes images no container
+    uses that were created more than saltant_worker_docker_prune_hours (168)
+    ago (the test image claims year 1), and exited job containers as old;
+    an image a container uses stays, and so do containers that are no
+    job's or younger than that."""
+    assert fleet.sh(WORKER, "systemctl is-enabled saltant-worker-cleanup.timer").strip() == "enabled"
+    fleet.sh(WORKER, f"docker pull -q {IMAGE} && docker create --name hygiene-not-a-job {IMAGE} true"
+                     f" && docker create --label saltant.job=hygiene --name hygiene-young-job {IMAGE} true")
+    try:
+        # The two containers use the image: it stays; so do they (one is no
+        # job's, the other is younger than a week).
+        fleet.sh(WORKER, "systemctl start saltant-worker-cleanup.service")
+        names = fleet.sh(WORKER, "docker ps -a --format '{{.Names}}'").split()
+        assert {"hygiene-not-a-job", "hygiene-young-job"} <= set(names)
+        assert fleet.sh(WORKER, f"docker image inspect -f ok {IMAGE}").strip() == "ok"
+        fleet.sh(WORKER, "docker rm hygiene-not-a-job hygiene-young-job")
+        # Unused now: pruned.
+        fleet.sh(WORKER, "systemctl start saltant-worker-cleanup.service")
+        assert fleet.sh(WORKER, f"docker image inspect -f ok {IMAGE} 2>&1 || true").strip() != "ok"
+        journal = fleet.sh(WORKER, "journalctl -u saltant-worker-cleanup -o cat --no-pager --since '-2min'")
+        assert "unused images created more than 168 hours ago" in journal
+        # The next job pulls it again.
+        assert fleet.wait_states(container_job(fleet, "true")) == ["running", "successful"]
+    finally:
+        fleet.sh(WORKER, "docker rm -f hygiene-not-a-job hygiene-young-job >/dev/null 2>&1 || true")

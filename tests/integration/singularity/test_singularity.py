@@ -135,3 +135,24 @@ def test_a_container_sees_a_working_directory_of_its_own_not_the_workers(fleet):
     out = fleet.sh(APPTAINER, f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt").split("\n")
     assert out[0].startswith(f"/var/lib/saltant-worker/tmp/{uuid}-"), out
     assert ".env" not in "\n".join(out)
+
+
+def test_disk_hygiene_removes_images_no_job_used_for_days(fleet):
+    """saltant-worker-cleanup (a timer, hourly): a pulled image untouched for
+    more than saltant_worker_singularity_image_days (14) is removed, a
+    recent one and other files stay."""
+    host = "singularity-worker1"
+    images = "/var/lib/saltant-worker/singularity-images"
+    assert fleet.sh(host, "systemctl is-enabled saltant-worker-cleanup.timer").strip() == "enabled"
+    assert fleet.sh(host, "systemctl is-active saltant-worker-cleanup.timer").strip() == "active"
+    fleet.sh(host, f"cd {images} && echo old > hygiene-old.sif && echo new > hygiene-new.sif"
+                   " && echo other > hygiene-notes.txt && touch -d '15 days ago' hygiene-old.sif hygiene-notes.txt")
+    try:
+        fleet.sh(host, "systemctl start saltant-worker-cleanup.service")
+        left = set(fleet.sh(host, f"ls {images}").split())
+        assert "hygiene-old.sif" not in left
+        assert {"hygiene-new.sif", "hygiene-notes.txt"} <= left
+        journal = fleet.sh(host, "journalctl -u saltant-worker-cleanup -o cat --no-pager --since '-2min'")
+        assert f"{images}/hygiene-old.sif" in journal
+    finally:
+        fleet.sh(host, f"rm -f {images}/hygiene-*")

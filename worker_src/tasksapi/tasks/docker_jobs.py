@@ -29,6 +29,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import io
 import logging
+import os
 import time
 
 from tasksapi.compat import show, text
@@ -115,9 +116,26 @@ def parse_image_reference(container_image):
     return repository, tag, "%s:%s" % (repository, tag)
 
 
-def build_create_kwargs(uuid, reference, command, environment, binds):
+#: Bytes of memory a job may use (the role sets it from the instance's
+#: memory_max): a Docker job runs outside the worker's cgroup, so the
+#: container gets the same bound. Empty or 0: none.
+MEMORY_LIMIT_VARIABLE = "SALTANT_WORKER_JOB_MEMORY_LIMIT"
+
+
+def job_memory_limit(environ=None):
+    """The bytes a job's container may use, from the worker's environment (0: no limit)."""
+    environ = os.environ if environ is None else environ
+    value = text(environ.get(MEMORY_LIMIT_VARIABLE, "") or "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise JobError("%s is %s, not a number of bytes" % (MEMORY_LIMIT_VARIABLE, show(value)))
+    return int(value)
+
+
+def build_create_kwargs(uuid, reference, command, environment, binds, memory_limit=0):
     """Return the keyword arguments of ``client.containers.create``/``run``."""
-    return {
+    kwargs = {
         "image": reference,
         "command": list(command) if command else None,
         "name": container_name(uuid),
@@ -127,7 +145,14 @@ def build_create_kwargs(uuid, reference, command, environment, binds):
             for host, container_path in binds
         },
         "detach": True,
+        # What the host's disk hygiene timer prunes once exited and old.
+        "labels": {"saltant.job": uuid},
     }
+    if memory_limit:
+        # The same bound with swap as without: a job cannot swap its way past it.
+        kwargs["mem_limit"] = memory_limit
+        kwargs["memswap_limit"] = memory_limit
+    return kwargs
 
 
 def load_docker_sdk():
@@ -262,6 +287,15 @@ def save_logs(container, stdout_path, stderr_path, errors):
             _note(stderr_path, "could not read the container's %s: %s" % (stream, exc))
 
 
+def _oom_killed(container, errors):
+    """Whether the engine says the kernel's OOM killer ended the container."""
+    try:
+        container.reload()
+        return bool(container.attrs.get("State", {}).get("OOMKilled"))
+    except errors + (AttributeError, KeyError, TypeError):
+        return False
+
+
 def _run_container(
     client,
     create_kwargs,
@@ -299,6 +333,11 @@ def _run_container(
                 # is removed.
                 _stop(container, kill_grace, errors)
                 raise
+            if returncode != 0 and _oom_killed(container, errors):
+                raise JobError(
+                    "container killed: out of memory (its limit is %s bytes, the "
+                    "instance's memory_max)" % (create_kwargs.get("mem_limit") or "the host's",)
+                )
         finally:
             if container is not None:
                 try:
@@ -336,6 +375,7 @@ def run_docker_job(
     environment = container_environment(uuid, env_vars_list, environ)
     command = container_command(command_to_run, args_dict)
     binds = job_binds(uuid, logs_directory, results_directory, logs_path, results_path)
+    memory_limit = job_memory_limit(environ)
     sdk = load_docker_sdk() if sdk is None else sdk
     errors = _api_errors(sdk)
     not_found = sdk.errors.NotFound
@@ -350,7 +390,8 @@ def run_docker_job(
     try:
         _pull(client, repository, tag, reference, stderr_path, errors)
         create_kwargs = build_create_kwargs(
-            uuid, reference, command, environment, binds
+            uuid, reference, command, environment, binds,
+            memory_limit=memory_limit,
         )
         logger.info(
             "job %s: running container %s from %s: %s",

@@ -174,6 +174,7 @@ def run_executable_job(
         stdout_path = joblogs.stdout_path(logs_directory, uuid)
         stderr_path = joblogs.stderr_path(logs_directory, uuid)
         logger.info("job %s: running %s", uuid, show(argv))
+        oom_kills_before = processes.oom_kills()
         with processes.job_directory(temp_directory, uuid) as cwd:
             returncode = _run(
                 argv, job_environment, stdout_path, stderr_path, kill_grace, poll_interval, cwd
@@ -183,5 +184,6 @@ def run_executable_job(
             remove_file(json_path, logger)
 
     if returncode != 0:
-        raise JobError(processes.describe_exit(returncode))
+        raise JobError(processes.describe_exit(
+            returncode, out_of_memory=processes.oom_killed_since(oom_kills_before)))
     logger.info("job %s: command exited with code 0", uuid)

@@ -42,6 +42,21 @@ _START_FAILURES = {
 }
 
 
+#: A job's processes are the first the kernel's OOM killer picks in the
+#: worker's cgroup (its memory limit): the job fails, the worker lives on.
+JOB_OOM_SCORE_ADJ = 500
+
+
+def _in_own_group():
+    """Before the job's exec: its own process group, first in line for the OOM killer."""
+    os.setpgrp()
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adj:
+            adj.write(str(JOB_OOM_SCORE_ADJ))
+    except (IOError, OSError):
+        pass  # no /proc, or not allowed: the job runs all the same
+
+
 def start(argv, environment, stdout, stderr, what="executable", cwd=None):
     """Start ``argv`` in its own process group; explain failures to start.
 
@@ -58,8 +73,9 @@ def start(argv, environment, stdout, stderr, what="executable", cwd=None):
                 stdout=stdout,
                 stderr=stderr,
                 close_fds=True,
-                # Own process group: a terminated job takes its children along.
-                preexec_fn=os.setpgrp,  # noqa: PLW1509
+                # Own process group: a terminated job takes its children
+                # along; and the OOM killer takes the job before the worker.
+                preexec_fn=_in_own_group,  # noqa: PLW1509
             )
         except OSError as exc:
             raise JobError(
@@ -231,8 +247,46 @@ def run_logged(
     return returncode
 
 
-def describe_exit(returncode, what="command"):
+def describe_exit(returncode, what="command", out_of_memory=False):
     """Return why a non-zero ``returncode`` fails the job."""
+    if out_of_memory and returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        return "%s killed: out of memory (the kernel's OOM killer, past the instance's memory_max)" % (what,)
     if returncode < 0:
         return "%s killed by signal %d" % (what, -returncode)
     return "%s exited with code %d" % (what, returncode)
+
+
+def oom_killed_since(before):
+    """Whether the OOM killer ended a process of this cgroup since ``before``
+    (a count from :func:`oom_kills`), as far as the kernel says."""
+    after = oom_kills() if before is not None else None
+    return after is not None and after > before
+
+
+def oom_kills(proc="/proc", cgroup_root="/sys/fs/cgroup"):
+    """How many processes the OOM killer has ended in this process's memory
+    cgroup (the worker's unit), or None where the kernel does not say."""
+    try:
+        with io.open(os.path.join(proc, "self", "cgroup"), encoding="utf-8") as lines:
+            entries = [line.rstrip("\n").split(":", 2) for line in lines]
+    except (IOError, OSError):
+        return None
+    places = []
+    for entry in entries:
+        if len(entry) != 3:
+            continue
+        _number, controllers, path = entry
+        if "memory" in controllers.split(","):  # cgroup v1
+            places.append(os.path.join(cgroup_root, "memory", path.lstrip("/"), "memory.oom_control"))
+        elif controllers == "":  # cgroup v2
+            places.append(os.path.join(cgroup_root, path.lstrip("/"), "memory.events"))
+    for place in places:
+        try:
+            with io.open(place, encoding="utf-8") as counters:
+                for line in counters:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill" and value.strip().isdigit():
+                        return int(value)
+        except (IOError, OSError):
+            continue
+    return None

@@ -205,6 +205,11 @@ def pull_image(
     final_path = os.path.join(images_directory, file_name)
     if os.path.isfile(final_path):
         logger.info("job %s: using the pulled image %s", uuid, final_path)
+        try:
+            # Used now: the host's disk hygiene removes images no job used for days.
+            os.utime(final_path, None)
+        except OSError as exc:
+            logger.warning("job %s: could not mark %s as used: %s", uuid, final_path, exc)
         return final_path
     ensure_directory(images_directory)
     environment = build_runtime_environment(
@@ -315,6 +320,7 @@ def run_singularity_job(
     stderr_path = joblogs.stderr_path(logs_directory, uuid)
     create_bind_directories(binds)
     returncode = None
+    oom_kills_before = None
     with processes.TerminateJobOnSigterm() as guard:
         image_path = pull_image(
             runtime,
@@ -334,6 +340,7 @@ def run_singularity_job(
             logger.info("job %s: running %s", uuid, show(argv))
             # The runtime binds the working directory into the container:
             # a fresh one of the job's own, never the worker's.
+            oom_kills_before = processes.oom_kills()
             with processes.job_directory(temp_directory, uuid) as cwd:
                 returncode = processes.run_logged(
                     argv,
@@ -350,5 +357,6 @@ def run_singularity_job(
         # Only reached if the previous handler let this process live on.
         raise JobTerminated("job terminated (the worker received SIGTERM)")
     if returncode != 0:
-        raise JobError(processes.describe_exit(returncode, "container"))
+        raise JobError(processes.describe_exit(
+            returncode, "container", out_of_memory=processes.oom_killed_since(oom_kills_before)))
     logger.info("job %s: container exited with code 0", uuid)
