@@ -110,6 +110,9 @@ CASES: dict[str, tuple[dict, str]] = {
     "cleanup schedule with a quote": (
         {"saltant_worker_cleanup_schedule": "daily'"}, "saltant_worker_cleanup_schedule is \"daily'\"; it must be"),
     "prune hours negative": ({"saltant_worker_docker_prune_hours": -1}, "saltant_worker_docker_prune_hours is -1"),
+    "docker log bound in megabytes": (
+        {"docker_engine_log_max_size": "100MB"},
+        "docker_engine_log_max_size is '100MB'; it must be a size such as 100m"),
     "pool limit None": (
         {"saltant_worker_broker_pool_limit": "None"},
         "saltant_worker_broker_pool_limit must be an integer"),

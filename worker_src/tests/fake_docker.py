@@ -7,6 +7,8 @@ container's ``start/reload/status/wait/logs/stop/remove``.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import time
+
 
 class DockerException(Exception):
     pass
@@ -71,7 +73,20 @@ class FakeContainer(object):
         if self.sdk.logs_error:
             raise APIError(self.sdk.logs_error)
         chunks = self.sdk.stdout if stdout else self.sdk.stderr
+        if stream and follow:
+            return self._follow(chunks, self.sdk.late_output if stdout else [])
         return iter(chunks) if stream else b"".join(chunks)
+
+    def _follow(self, chunks, late):
+        """As the engine does: the output so far, then more until the container ends."""
+        for chunk in chunks:
+            yield chunk
+            if self.sdk.cut_follow:
+                return  # the engine restarted: the stream ends, the container runs on
+        while self.status not in ("exited", "dead") and self.name not in self.sdk.removed:
+            time.sleep(0.005)
+        for chunk in late:
+            yield chunk
 
     def stop(self, timeout=None):
         self._event("stop", self.name, timeout)
@@ -143,6 +158,10 @@ class FakeDockerSDK(object):
         self.exit_code = 0
         self.stdout = [b"out 1\n", b"out 2\n"]
         self.stderr = [b"err\n"]
+        # Written to stdout after the first reload (a follower gets it, a copy
+        # taken at start would not).
+        self.late_output = []
+        self.cut_follow = False
         self.pull_error = None
         self.create_error = None
         self.start_error = None

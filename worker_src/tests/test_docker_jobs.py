@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -160,8 +161,10 @@ def run(
 
 
 def test_successful_job_flow(dirs, sdk):
+    sdk.late_output = [b"out 3, written while it ran\n"]
     run(dirs, sdk, args_dict={"n": 1}, env_vars_list=["TOKEN"])
-    assert sdk.names() == [
+    # The logs are followed from the start, in threads of their own.
+    assert [name for name in sdk.names() if name != "logs"] == [
         "from_env",
         "pull",
         "get container",
@@ -170,11 +173,11 @@ def test_successful_job_flow(dirs, sdk):
         "reload",
         "reload",
         "wait",
-        "logs",
-        "logs",
         "remove",
         "close",
     ]
+    names = sdk.names()
+    assert names.index("start") < names.index("logs") and names.count("logs") == 2
     assert sdk.events[1] == ("pull", "registry:5000/team/job", "2")
     assert sdk.events[2] == ("get container", NAME)
     kwargs = sdk.events[3][1]
@@ -191,11 +194,43 @@ def test_successful_job_flow(dirs, sdk):
         results_host: {"bind": "/results", "mode": "rw"},
     }
     assert os.path.isdir(logs_host) and os.path.isdir(results_host)
-    assert ("logs", "stdout", True, False) in sdk.events
-    assert ("logs", "stderr", True, False) in sdk.events
+    assert ("logs", "stdout", True, True) in sdk.events
+    assert ("logs", "stderr", True, True) in sdk.events
     assert sdk.events[-2] == ("remove", NAME, True)
+    assert job_log(dirs["logs"], UUID, "stdout") == "out 1\nout 2\nout 3, written while it ran\n"
+    assert job_log(dirs["logs"], UUID, "stderr") == "err\n"
+
+
+def test_the_logs_grow_while_the_container_runs(dirs, sdk):
+    """Its output reaches the job's log files as it comes (for the log
+    shipper, and so that Docker's own copy may be bounded), not at the end."""
+    seen = []
+
+    def look(container):
+        if container.reloads == 3:
+            deadline = time.time() + 5
+            while job_log(dirs["logs"], UUID, "stdout") != "out 1\nout 2\n" and time.time() < deadline:
+                time.sleep(0.01)
+            seen.append(job_log(dirs["logs"], UUID, "stdout"))
+
+    sdk.runs_for = 5
+    sdk.on_reload = look
+    run(dirs, sdk)
+    assert seen == ["out 1\nout 2\n"]
+
+
+def test_a_log_stream_cut_while_the_container_runs_is_copied_again_whole(dirs, sdk, monkeypatch):
+    """An engine restart (live-restore keeps the container) ends the
+    followed streams early: once the container ended, each file is rewritten
+    from Docker's whole log, without the part copied twice."""
+    monkeypatch.setattr(docker_jobs, "FOLLOW_SLACK", 0.2)
+    sdk.cut_follow = True
+    sdk.runs_for = 8
+    sdk.on_reload = lambda container: time.sleep(0.5) if container.reloads == 4 else None
+    run(dirs, sdk)
     assert job_log(dirs["logs"], UUID, "stdout") == "out 1\nout 2\n"
     assert job_log(dirs["logs"], UUID, "stderr") == "err\n"
+    assert ("logs", "stdout", True, False) in sdk.events
 
 
 def test_results_bind_only_when_results_path_is_set(dirs, sdk):
@@ -345,7 +380,8 @@ def test_the_soft_time_limit_stops_then_removes_the_container(dirs, sdk):
         run(dirs, sdk)
     names = sdk.names()
     assert ("stop", NAME, 3) in sdk.events and sdk.removed == [NAME]
-    assert names.index("stop") < names.index("logs") < names.index("remove")
+    assert names.index("logs") < names.index("stop") < names.index("remove")
+    assert job_log(dirs["logs"], UUID, "stdout") == "out 1\nout 2\n"
 
 
 def test_missing_sdk_fails_with_a_clear_message(dirs, monkeypatch):

@@ -39,7 +39,7 @@ def test_losing_and_regaining_docker_restarts_the_worker_with_fresh_groups(fleet
 def test_engine_restart_for_new_settings_keeps_a_running_job(fleet):
     worker = WORKER
     engine_before = fleet.unit_property(worker, "docker.service", "MainPID")
-    uuid = container_job(fleet, "sh -c 'sleep 12; echo survived > /logs/out.txt'")
+    uuid = container_job(fleet, "sh -c 'echo before; sleep 12; echo survived > /logs/out.txt; echo after'")
     assert fleet.wait_states(uuid, until=("running",)) == ["running"]
     try:
         result = fleet.playbook(
@@ -53,6 +53,9 @@ def test_engine_restart_for_new_settings_keeps_a_running_job(fleet):
         assert fleet.unit_property(worker, "docker.service", "MainPID") != engine_before
         assert fleet.wait_states(uuid) == ["running", "successful"]
         assert fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/out.txt").strip() == "survived"
+        # The engine's restart cut the worker's stream of the job's output:
+        # once the job ended, its stdout was copied again, whole, once.
+        assert fleet.sh(worker, f"cat /var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt") == "before\nafter\n"
     finally:
         # Back to the inventory's settings (only the engine's changed).
         assert fleet.playbook("--limit", WORKER, "--tags", "docker_engine").returncode == 0
@@ -307,3 +310,28 @@ def test_disk_hygiene_prunes_images_no_container_uses(fleet):
         assert fleet.wait_states(container_job(fleet, "true")) == ["running", "successful"]
     finally:
         fleet.sh(WORKER, "docker rm -f hygiene-not-a-job hygiene-young-job >/dev/null 2>&1 || true")
+
+
+def test_a_job_printing_more_than_dockers_bounded_log_keeps_all_of_it(fleet):
+    """docker-worker1's engine keeps at most two files of 1 MiB of a
+    container's output (docker_engine_log_max_size, docker_engine_log_max_file):
+    a job printing 4 MB has every line in its stdout log, which the worker
+    writes as the output comes, and which grows while the job runs."""
+    config = json.loads(fleet.sh(WORKER, "cat /etc/docker/daemon.json"))
+    assert config["log-opts"] == {"max-size": "1m", "max-file": "2"}
+    assert fleet.sh(WORKER, "docker info --format '{{.LoggingDriver}}'").strip() == "json-file"
+    printer = ("sh -c 'i=0; while [ $i -lt 4000 ]; do printf \"%04d %01000d\\n\" $i 0; i=$((i+1));"
+               " [ $((i % 200)) -eq 0 ] && sleep 0.25; done; sleep 2'")
+    uuid = container_job(fleet, printer)
+    log = f"/var/lib/saltant-worker/logs/{uuid}/{uuid}-stdout.txt"
+    assert fleet.wait_states(uuid, until=("running",)) == ["running"]
+    sizes = []
+    while fleet.states(uuid)[-1] == "running" and len(sizes) < 120:
+        sizes.append(int(fleet.sh(WORKER, f"stat -c %s {log} 2>/dev/null || echo 0").strip()))
+        time.sleep(0.5)
+    assert fleet.wait_states(uuid) == ["running", "successful"]
+    lines = fleet.sh(WORKER, f"cat {log}").splitlines()
+    assert len(lines) == 4000 and lines[0].startswith("0000 ") and lines[-1].startswith("3999 ")
+    assert all(len(line) == 1005 for line in lines)
+    # It grew while the job ran (not copied at the end).
+    assert any(0 < size < 4000 * 1006 for size in sizes), sizes

@@ -30,6 +30,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 import io
 import logging
 import os
+import threading
 import time
 
 from tasksapi.compat import show, text
@@ -56,6 +57,11 @@ POLL_INTERVAL = 0.5
 KILL_GRACE = processes.KILL_GRACE
 #: Container states after which it will not run again.
 ENDED_STATES = ("exited", "dead")
+#: Seconds to finish copying a container's output once it ended.
+FOLLOW_TIMEOUT = 60
+#: A log stream that ended more than this many seconds before its container
+#: was cut short (the engine restarted): its file is copied again.
+FOLLOW_SLACK = 2.0
 
 
 def container_name(uuid):
@@ -265,26 +271,108 @@ def _wait(container, guard, kill_grace, poll_interval, errors, not_found):
         raise JobError("cannot read the container's exit code: %s" % (text(exc),))
 
 
+class LogFollower(object):
+    """Copy one stream of a running container into the job's log file as it
+    comes (a thread): the log grows while the job runs, for the log shipper,
+    and Docker's own copy may be bounded (log-opts max-size) without cutting
+    the job's log short.
+
+    A stream that ends before the container did was cut (the engine
+    restarted, live-restore keeping the container): the file is then
+    rewritten from Docker's whole log once the container ended, as before
+    streaming."""
+
+    def __init__(self, container, stream, path, errors):
+        self.container = container
+        self.stream = stream
+        self.path = path
+        self.errors = errors
+        self.error = None
+        self.ended_at = None
+        try:
+            self.offset = os.path.getsize(path)
+        except OSError:
+            self.offset = 0
+        self.thread = threading.Thread(target=self._copy, name="logs-%s" % (stream,))
+        self.thread.daemon = True
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _copy(self):
+        try:
+            chunks = self.container.logs(
+                stdout=self.stream == "stdout",
+                stderr=self.stream == "stderr",
+                stream=True,
+                follow=True,
+            )
+            with io.open(self.path, "ab") as log:
+                for chunk in chunks:
+                    log.write(_bytes(chunk))
+                    log.flush()
+        except Exception as exc:  # noqa: BLE001 - handled by finish()
+            self.error = exc
+        finally:
+            self.ended_at = time.time()
+
+    def finish(self, timeout, container_ended_at, stderr_path):
+        """Once the container ended: wait for the stream's end; rewrite the
+        file from Docker's log if the stream failed or was cut."""
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            problem = "it was still streaming %s s after the container ended" % (timeout,)
+            logger.warning("could not read the %s of %s: %s", self.stream, self.container.name, problem)
+            _note(stderr_path, "could not read the container's %s: %s" % (self.stream, problem))
+            return
+        if self.error is None and self.ended_at >= container_ended_at - FOLLOW_SLACK:
+            return
+        logger.warning(
+            "the %s stream of %s ended early (%s): copying its whole log again",
+            self.stream, self.container.name, self.error or "cut",
+        )
+        with io.open(self.path, "ab") as log:
+            log.truncate(self.offset)
+        _save_stream(self.container, self.stream, self.path, self.errors, stderr_path)
+
+
+def _bytes(chunk):
+    return chunk if isinstance(chunk, bytes) else text(chunk).encode("utf-8")
+
+
+def follow_logs(container, stdout_path, stderr_path, errors):
+    """Start copying the container's stdout and stderr into the job's logs.
+
+    stderr's comes first: finishing it may rewrite the stderr file, where
+    finishing stdout's may then add a note."""
+    return [
+        LogFollower(container, "stderr", stderr_path, errors).start(),
+        LogFollower(container, "stdout", stdout_path, errors).start(),
+    ]
+
+
+def _save_stream(container, stream, path, errors, stderr_path):
+    """Append the container's whole ``stream`` to ``path``; note a failure."""
+    try:
+        chunks = container.logs(
+            stdout=stream == "stdout",
+            stderr=stream == "stderr",
+            stream=True,
+            follow=False,
+        )
+        with io.open(path, "ab") as log:
+            for chunk in chunks:
+                log.write(_bytes(chunk))
+    except errors as exc:
+        logger.warning("could not read the %s of %s: %s", stream, container.name, exc)
+        _note(stderr_path, "could not read the container's %s: %s" % (stream, exc))
+
+
 def save_logs(container, stdout_path, stderr_path, errors):
     """Append the container's stdout and stderr to the job's log files."""
     for path, stream in ((stdout_path, "stdout"), (stderr_path, "stderr")):
-        try:
-            chunks = container.logs(
-                stdout=stream == "stdout",
-                stderr=stream == "stderr",
-                stream=True,
-                follow=False,
-            )
-            with io.open(path, "ab") as log:
-                for chunk in chunks:
-                    if not isinstance(chunk, bytes):
-                        chunk = text(chunk).encode("utf-8")
-                    log.write(chunk)
-        except errors as exc:
-            logger.warning(
-                "could not read the %s of %s: %s", stream, container.name, exc
-            )
-            _note(stderr_path, "could not read the container's %s: %s" % (stream, exc))
+        _save_stream(container, stream, path, errors, stderr_path)
 
 
 def _oom_killed(container, errors):
@@ -310,6 +398,7 @@ def _run_container(
     with processes.TerminateJobOnSigterm() as guard:
         _remove_leftover(client, create_kwargs["name"], errors, not_found)
         container = None
+        followers = []
         try:
             try:
                 container = client.containers.create(**create_kwargs)
@@ -323,6 +412,7 @@ def _run_container(
                     container.start()
                 except errors as exc:
                     raise JobError("cannot start the container: %s" % (text(exc),))
+                followers = follow_logs(container, stdout_path, stderr_path, errors)
             try:
                 returncode = _wait(
                     container, guard, kill_grace, poll_interval, errors, not_found
@@ -341,7 +431,13 @@ def _run_container(
         finally:
             if container is not None:
                 try:
-                    save_logs(container, stdout_path, stderr_path, errors)
+                    if followers:
+                        # Stopped or ended: each stream ends with it.
+                        ended_at = time.time()
+                        for follower in followers:
+                            follower.finish(FOLLOW_TIMEOUT, ended_at, stderr_path)
+                    else:
+                        save_logs(container, stdout_path, stderr_path, errors)
                 finally:
                     _remove(container, errors, not_found)
     if guard.received is not None:
