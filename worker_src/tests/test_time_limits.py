@@ -48,10 +48,19 @@ def pids_of(path):
     raise AssertionError("the job never wrote its pids")
 
 
-def test_the_soft_limit_stops_the_jobs_process_group(tmpdir, soft_limit_in):
+@pytest.mark.parametrize(
+    ("child", "within"),
+    [
+        # A child that ends on SIGTERM: stopped at once, no grace period.
+        ("sleep 60", 5.5),
+        # One that ignores SIGTERM: killed with the group after the 5 s grace.
+        ("(trap \"\" TERM; exec sleep 60)", 10),
+    ],
+)
+def test_the_soft_limit_stops_the_jobs_process_group(tmpdir, soft_limit_in, child, within):
     pid_file = os.path.join(str(tmpdir), "pids")
-    # The job and a child of its own that ignores nothing: both must end.
-    command = "sh -c 'sleep 60 & echo $$ $! > %s; wait'" % (pid_file,)
+    # The job and a child of its own: both must end.
+    command = "sh -c '%s & echo $$ $! > %s; wait'" % (child, pid_file)
     soft_limit_in(1.0)
     started = time.time()
     with pytest.raises(SoftTimeLimitExceeded):
@@ -61,7 +70,7 @@ def test_the_soft_limit_stops_the_jobs_process_group(tmpdir, soft_limit_in):
             temp_directory=os.path.join(str(tmpdir), "temp"),
             environ=dict(os.environ),
         )
-    assert time.time() - started < 10
+    assert time.time() - started < within
     assert not any(is_running(pid) for pid in pids_of(pid_file))
 
 

@@ -154,15 +154,55 @@ class TerminateJobOnSigterm(object):
         return False
 
 
+def _group_left(pgid, proc="/proc"):
+    """Whether a live process of the group ``pgid`` is left (zombies, dead
+    and waiting for their parent to reap them, do not count)."""
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        names = None
+    if names is None:
+        try:
+            os.killpg(pgid, 0)
+        except OSError as exc:
+            return exc.errno == errno.EPERM
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with io.open(os.path.join(proc, name, "stat"), "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (IOError, OSError, IndexError):
+            continue
+        # After the command: state, parent, process group.
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
 def stop(process, kill_grace=KILL_GRACE, poll_interval=POLL_INTERVAL):
-    """Stop the child now: SIGTERM to its group, SIGKILL if it outlives
-    ``kill_grace`` seconds; return once it has ended."""
+    """Stop the child now: SIGTERM to its group, SIGKILL to what is left of
+    the group after ``kill_grace`` seconds; return once the child has ended
+    and its group is gone (or was killed). A child of the job that ignores
+    SIGTERM does not outlive the job."""
     signal_group(process, signal.SIGTERM)
     deadline = time.time() + kill_grace
-    while process.poll() is None:
+    while process.poll() is None or _group_left(process.pid):
         if time.time() >= deadline:
-            signal_group(process, signal.SIGKILL)
+            # The group keeps its id while a member lives: no other
+            # process can have taken it.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            if process.poll() is None:
+                signal_group(process, signal.SIGKILL)
             process.wait()
+            # Killed: gone within moments (bounded, whatever happens).
+            settled = time.time() + 2.0
+            while _group_left(process.pid) and time.time() < settled:
+                time.sleep(poll_interval)
             break
         time.sleep(poll_interval)
 
