@@ -238,6 +238,9 @@ echo $$ > "$1"
 wait
 """
 
+# Its child ignores SIGTERM: it is killed with the job's group after the grace.
+STUBBORN_JOB_SCRIPT = JOB_SCRIPT.replace("sleep 60 &", "(trap '' TERM; exec sleep 60) &")
+
 HARNESS = """
 import signal, sys
 from tasksapi.tasks import executable
@@ -264,12 +267,13 @@ def wait_for(predicate, timeout=20):
     return False
 
 
-def test_sigterm_terminates_the_job_and_reaches_the_previous_handler(tmpdir):
-    """A revoke with terminate=True must not leave the job running."""
+@pytest.mark.parametrize("job_script", [JOB_SCRIPT, STUBBORN_JOB_SCRIPT], ids=["child", "stubborn-child"])
+def test_sigterm_terminates_the_job_and_reaches_the_previous_handler(tmpdir, job_script):
+    """A revoke with terminate=True must not leave the job, or a child of it, running."""
     base = str(tmpdir)
     script = os.path.join(base, "job.sh")
     with io.open(script, "w", encoding="utf-8") as job:
-        job.write(JOB_SCRIPT)
+        job.write(job_script)
     os.chmod(script, stat.S_IRWXU)
     pid_file = os.path.join(base, "job.pid")
     marker = os.path.join(base, "marker")

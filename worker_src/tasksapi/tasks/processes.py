@@ -229,6 +229,12 @@ def wait(
         while True:
             returncode = process.poll()
             if returncode is not None:
+                if kill_at is None and guard is not None and guard.received is not None:
+                    kill_at = time.time() + kill_grace
+                if kill_at is not None:
+                    # Stopping (revoke, timeout): what is left of the job's
+                    # group goes too, within what is left of the grace.
+                    stop(process, max(0.0, kill_at - time.time()), poll_interval)
                 return returncode, timed_out
             now = time.time()
             if kill_at is None:
