@@ -66,13 +66,20 @@ class FakeContainer(object):
         self._event("wait", self.name)
         return {"StatusCode": self.sdk.exit_code, "Error": None}
 
-    def logs(self, stdout=True, stderr=True, stream=False, follow=None, **kwargs):
+    def logs(self, stdout=True, stderr=True, stream=False, follow=None, timestamps=False, **kwargs):
         self._event(
             "logs", "stdout" if stdout and not stderr else "stderr", stream, follow
         )
         if self.sdk.logs_error:
             raise APIError(self.sdk.logs_error)
         chunks = self.sdk.stdout if stdout else self.sdk.stderr
+        if timestamps:
+            # As the engine writes them: nanoseconds, trailing zeros dropped.
+            chunks = [
+                ("2026-12-01T05:00:%02d.%sZ " % (n // 10, ("%09d" % (n % 10 * 10,)).rstrip("0") or "0")).encode("ascii")
+                + chunk
+                for n, chunk in enumerate(chunks)
+            ]
         if stream and follow:
             return self._follow(chunks, self.sdk.late_output if stdout else [])
         return iter(chunks) if stream else b"".join(chunks)
@@ -83,6 +90,9 @@ class FakeContainer(object):
             yield chunk
             if self.sdk.cut_follow:
                 return  # the engine restarted: the stream ends, the container runs on
+        # Following across a log rotation, the engine sends messages again.
+        for chunk in chunks[: self.sdk.repeated_on_rotation]:
+            yield chunk
         while self.status not in ("exited", "dead") and self.name not in self.sdk.removed:
             time.sleep(0.005)
         for chunk in late:
@@ -162,6 +172,7 @@ class FakeDockerSDK(object):
         # taken at start would not).
         self.late_output = []
         self.cut_follow = False
+        self.repeated_on_rotation = 0
         self.pull_error = None
         self.create_error = None
         self.start_error = None

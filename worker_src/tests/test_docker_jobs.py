@@ -233,6 +233,30 @@ def test_a_log_stream_cut_while_the_container_runs_is_copied_again_whole(dirs, s
     assert ("logs", "stdout", True, False) in sdk.events
 
 
+def test_messages_the_engine_sends_again_after_a_log_rotation_are_written_once(dirs, sdk):
+    sdk.stdout = [b"line %d\n" % n for n in range(25)]
+    sdk.repeated_on_rotation = 12
+    run(dirs, sdk)
+    assert job_log(dirs["logs"], UUID, "stdout") == "".join("line %d\n" % n for n in range(25))
+
+
+def test_timestamps_tell_repeats_from_equal_messages():
+    once = docker_jobs.OnceEach()
+    written = [
+        once.new_part(message)
+        for message in [
+            b"2026-12-01T05:00:00.1Z same\n",
+            b"2026-12-01T05:00:00.12Z same\n",  # later (.12 > .1): a message of its own
+            b"2026-12-01T05:00:00.12Z other\n",  # the same time, other text
+            b"2026-12-01T05:00:00.1Z same\n",  # older: a repeat
+            b"2026-12-01T05:00:00.12Z other\n",  # as old, written: a repeat
+            b"2026-12-01T05:00:01Z last\n",
+            b"no timestamp\n",
+        ]
+    ]
+    assert written == [b"same\n", b"same\n", b"other\n", b"", b"", b"last\n", b"no timestamp\n"]
+
+
 def test_results_bind_only_when_results_path_is_set(dirs, sdk):
     run(dirs, sdk, results_path=None)
     kwargs = sdk.events[3][1]

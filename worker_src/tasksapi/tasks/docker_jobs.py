@@ -30,6 +30,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 import io
 import logging
 import os
+import re
 import threading
 import time
 
@@ -271,6 +272,40 @@ def _wait(container, guard, kill_grace, poll_interval, errors, not_found):
         raise JobError("cannot read the container's exit code: %s" % (text(exc),))
 
 
+# Docker's timestamp of a log message (RFC 3339, nanoseconds, trailing
+# zeros of the fraction dropped), then a space.
+_TIMESTAMP = re.compile(br"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?Z ")
+
+
+class OnceEach(object):
+    """Each log message of a followed stream once, without its timestamp.
+
+    Following a json-file log across its rotation (max-size), the engine
+    sends some messages again (seen: 160 lines of 4000 with 1 MiB files). Each
+    message carries the time the engine read it: one older than the last
+    written, or as old and already written, is a repeat."""
+
+    def __init__(self):
+        self.last = None
+        self.at_last = set()
+
+    def new_part(self, message):
+        match = _TIMESTAMP.match(message)
+        if match is None:
+            return message
+        key = match.group(1) + b"." + (match.group(2) or b"").ljust(9, b"0")
+        data = message[match.end():]
+        if self.last is not None and key < self.last:
+            return b""
+        if key == self.last:
+            if data in self.at_last:
+                return b""
+        else:
+            self.last, self.at_last = key, set()
+        self.at_last.add(data)
+        return data
+
+
 class LogFollower(object):
     """Copy one stream of a running container into the job's log file as it
     comes (a thread): the log grows while the job runs, for the log shipper,
@@ -307,15 +342,20 @@ class LogFollower(object):
                 stderr=self.stream == "stderr",
                 stream=True,
                 follow=True,
+                timestamps=True,
             )
+            once = OnceEach()
             with io.open(self.path, "ab") as log:
                 for chunk in chunks:
-                    log.write(_bytes(chunk))
-                    log.flush()
+                    data = once.new_part(_bytes(chunk))
+                    if data:
+                        log.write(data)
+                        log.flush()
         except Exception as exc:  # noqa: BLE001 - handled by finish()
             self.error = exc
         finally:
             self.ended_at = time.time()
+
 
     def finish(self, timeout, container_ended_at, stderr_path):
         """Once the container ended: wait for the stream's end; rewrite the
