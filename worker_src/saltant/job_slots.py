@@ -15,8 +15,9 @@ This consumer bootstep keeps every delivery's wait short:
   the last free process, *before* that job is acknowledged: the
   acknowledgement frees the prefetch credit, but no consumer is left to
   deliver to, so the next job stays in the queue, where no timeout applies;
-- it consumes again when a process frees up: a check every quarter of a
-  second (a few set lengths) sees the end of a job however it ended
+- it consumes again when a process frees up: a check (a few set lengths),
+  every 20 ms while every process is busy and every quarter of a second
+  otherwise, sees the end of a job however it ended
   (success, failure, revoke, time limit, a lost process). Celery's fast
   request class does not call a base class's on_success, so a timer is the
   one hook that sees every end.
@@ -43,8 +44,10 @@ LOG = logging.getLogger(__name__)
 #: The gate of this worker process (one consumer per worker), once started.
 GATE = None  # type: SlotGate | None
 
-#: Seconds between the checks for a freed process.
+#: Seconds between the checks for a freed process: slow while the worker
+#: consumes (a safety net), fast while it waits for a free process.
 CHECK_INTERVAL = 0.25
+FULL_CHECK_INTERVAL = 0.02
 
 
 def busy():
@@ -56,12 +59,23 @@ def busy():
 class SlotGate(object):
     """Consume from the task queues only while a process is free."""
 
-    def __init__(self, consumer, slots, count=busy):
+    def __init__(self, consumer, slots, count=busy, timer=None):
         self.consumer = consumer
         self.slots = max(1, int(slots or 1))
         self.count = count
+        self.timer = timer
         self.paused = False
         self._consume = None
+        self._full_checks = None
+
+    def _set_paused(self, paused):
+        """Remember whether consuming is off; check often only while it is."""
+        self.paused = paused
+        if paused and self._full_checks is None and self.timer is not None:
+            self._full_checks = self.timer.call_repeatedly(FULL_CHECK_INTERVAL, self.check)
+        elif not paused and self._full_checks is not None:
+            self._full_checks.cancel()
+            self._full_checks = None
 
     def install(self):
         """Wrap the task consumer: prefetch 1, and consume only with a free slot."""
@@ -77,14 +91,18 @@ class SlotGate(object):
 
             qos.callback = one_at_a_time
             set_prefetch(prefetch_count=1)
-        self.paused = False
+        self._set_paused(False)
+
+    def close(self):
+        """The consumer stops: no more checks."""
+        self._set_paused(False)
 
     def consume(self, *args, **kwargs):
         """The task consumer's consume(): a no-op while every process is busy."""
         if self.count() >= self.slots:
-            self.paused = True
+            self._set_paused(True)
             return None
-        self.paused = False
+        self._set_paused(False)
         return self._consume(*args, **kwargs)
 
     def before_ack(self):
@@ -98,7 +116,7 @@ class SlotGate(object):
         except Exception as exc:  # noqa: BLE001 - the safety net retries
             LOG.warning("could not stop consuming while every process is busy: %s", exc)
             return
-        self.paused = True
+        self._set_paused(True)
         LOG.debug("all %d processes busy: stopped consuming", self.slots)
 
     def check(self):
@@ -136,7 +154,7 @@ class FreeSlotConsumer(bootsteps.StartStopStep):
     def start(self, parent):
         global GATE
         slots = getattr(parent.controller, "concurrency", None) or 1
-        GATE = SlotGate(parent, slots)
+        GATE = SlotGate(parent, slots, timer=parent.timer)
         GATE.install()
         self.timer_entry = parent.timer.call_repeatedly(CHECK_INTERVAL, GATE.check)
         LOG.info("taking a job only when one of the %d processes is free (prefetch 1)", GATE.slots)
@@ -145,6 +163,8 @@ class FreeSlotConsumer(bootsteps.StartStopStep):
         if self.timer_entry is not None:
             self.timer_entry.cancel()
             self.timer_entry = None
+        if GATE is not None:
+            GATE.close()
 
     shutdown = stop
 

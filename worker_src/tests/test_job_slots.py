@@ -42,9 +42,27 @@ class FakeConsumer(object):
         self.qos = FakeQoS()
 
 
-def gate_with(slots, running):
+class FakeTimer(object):
+    def __init__(self):
+        self.entries = []
+
+    def call_repeatedly(self, seconds, callback):
+        entry = FakeEntry(seconds, callback)
+        self.entries.append(entry)
+        return entry
+
+
+class FakeEntry(object):
+    def __init__(self, seconds, callback):
+        self.seconds, self.callback, self.cancelled = seconds, callback, False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def gate_with(slots, running, timer=None):
     consumer = FakeConsumer()
-    gate = job_slots.SlotGate(consumer, slots, count=lambda: running[0])
+    gate = job_slots.SlotGate(consumer, slots, count=lambda: running[0], timer=timer)
     gate.install()
     return consumer, gate
 
@@ -92,6 +110,26 @@ def test_a_freed_slot_resumes_consuming_and_a_full_pool_stops_it():
     running[0] = 2
     gate.check()
     assert consumer.task_consumer.calls == ["cancel", "consume", "cancel"] and gate.paused
+
+
+def test_it_checks_often_only_while_every_process_is_busy():
+    running, timer = [1], FakeTimer()
+    consumer, gate = gate_with(1, running, timer)
+    assert timer.entries == []
+    gate.before_ack()
+    [fast] = timer.entries
+    assert fast.seconds == job_slots.FULL_CHECK_INTERVAL and fast.callback == gate.check
+    gate.before_ack()
+    assert timer.entries == [fast]
+    running[0] = 0
+    fast.callback()
+    assert fast.cancelled and not gate.paused and consumer.task_consumer.calls == ["cancel", "consume"]
+    # Full again through consume() (add_consumer, a reconnect): fast again.
+    running[0] = 1
+    consumer.task_consumer.consume()
+    assert len(timer.entries) == 2 and not timer.entries[1].cancelled
+    gate.close()
+    assert timer.entries[1].cancelled
 
 
 def test_a_failing_cancel_is_retried_by_the_next_check():
