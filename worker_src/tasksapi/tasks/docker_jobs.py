@@ -356,7 +356,6 @@ class LogFollower(object):
         finally:
             self.ended_at = time.time()
 
-
     def finish(self, timeout, container_ended_at, stderr_path):
         """Once the container ended: wait for the stream's end; rewrite the
         file from Docker's log if the stream failed or was cut."""

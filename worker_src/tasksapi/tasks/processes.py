@@ -195,9 +195,7 @@ def stop(process, kill_grace=KILL_GRACE, poll_interval=POLL_INTERVAL):
             try:
                 os.killpg(process.pid, signal.SIGKILL)
             except OSError:
-                pass
-            if process.poll() is None:
-                signal_group(process, signal.SIGKILL)
+                signal_group(process, signal.SIGKILL)  # no group: the child alone
             process.wait()
             # Killed: gone within moments (bounded, whatever happens).
             settled = time.time() + 2.0
